@@ -1,0 +1,31 @@
+"""Task registry: a task name -> its Task class. A new task is one module here plus its tests."""
+
+from __future__ import annotations
+
+from loraroute.tasks.base import Task
+
+_TASKS = {
+    "intent": "loraroute.tasks.intent:IntentTask",
+}
+
+
+def task_names() -> list[str]:
+    return list(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(_TASKS)}")
+    module, cls = _TASKS[name].split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module), cls)()
+
+
+def task_for_artifact(name: str) -> Task:
+    """The task whose artifact prefix starts a model directory's name (upstream's discovery rule)."""
+    for task_name in _TASKS:
+        task = get_task(task_name)
+        if name.startswith(task.artifact_prefix):
+            return task
+    raise ValueError(f"{name}: not a loraroute model directory (no known lora_* prefix)")

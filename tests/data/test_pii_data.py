@@ -1,0 +1,181 @@
+"""PII data sources, validation, balancing and template-grouped splits (offline)."""
+
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from loraroute.data.pii import (
+    PRESIDIO_ENTITIES,
+    convert_ai4privacy_row,
+    entity_counts,
+    balanced_sample,
+    generate_presidio_records,
+    grouped_split,
+    load_pii_jsonl,
+    load_presidio_json,
+    presidio_template_types,
+    restrict_entities,
+    validate_record,
+)
+from loraroute.tasks.pii_spans import bio_labels
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return generate_presidio_records(300, seed=7)
+
+
+def _span(t, s, e):
+    return {"entity_type": t, "start": s, "end": e}
+
+
+# ----------------------------------------------------------------------------- generator
+
+def test_presidio_entities_are_the_17_sorted_template_types_giving_35_labels():
+    assert len(PRESIDIO_ENTITIES) == 17 and PRESIDIO_ENTITIES == sorted(PRESIDIO_ENTITIES)
+    assert set().union(*presidio_template_types().values()) == set(PRESIDIO_ENTITIES)
+    assert len(bio_labels(PRESIDIO_ENTITIES)) == 35
+
+
+def test_generator_records_have_valid_spans_known_types_and_template_ids(generated):
+    assert len(generated) == 300
+    for i, rec in enumerate(generated):
+        validate_record(rec, f"generated {i}")
+        assert rec["source"] == "presidio_generator"
+        assert rec["template_id"].startswith("presidio:")
+        for sp in rec["spans"]:
+            assert sp["entity_type"] in PRESIDIO_ENTITIES
+            piece = rec["text"][sp["start"]:sp["end"]]
+            assert piece == piece.strip()
+    assert len(entity_counts(generated)) >= 10
+    assert not any("\\n" in rec["text"] for rec in generated)  # template "\n" became newlines
+
+
+def test_generator_is_deterministic_per_seed_and_leaves_global_random_alone(generated):
+    state = random.getstate()
+    again = generate_presidio_records(300, seed=7)
+    assert random.getstate() == state
+    assert again == generated
+    other = generate_presidio_records(300, seed=8)
+    assert other != generated
+
+
+def test_generator_entity_filter_only_uses_templates_with_those_types():
+    recs = generate_presidio_records(60, seed=1, entities=["EMAIL_ADDRESS", "PERSON"])
+    kinds = entity_counts(recs)
+    assert set(kinds) <= {"EMAIL_ADDRESS", "PERSON"} and kinds["PERSON"] > 0
+    assert all(rec["spans"] for rec in recs)
+    with pytest.raises(ValueError, match="no presidio-evaluator template"):
+        generate_presidio_records(5, seed=1, entities=["NOT_A_TYPE"])
+
+
+# ----------------------------------------------------------------------------- files / validation
+
+def test_presidio_json_is_loaded_and_bad_entity_value_names_file_record_and_field(tmp_path):
+    good = {"full_text": "I am Ann Lee.", "template_id": 4,
+            "spans": [{"entity_type": "PERSON", "entity_value": "Ann Lee",
+                       "start_position": 5, "end_position": 12}]}
+    path = tmp_path / "synth.json"
+    path.write_text(json.dumps([good]))
+    [rec] = load_presidio_json(path)
+    assert rec == {"text": "I am Ann Lee.", "spans": [_span("PERSON", 5, 12)],
+                   "template_id": "4", "source": "presidio_json"}
+    bad = json.loads(json.dumps(good))
+    bad["spans"][0]["entity_value"] = "Ann Le"
+    path.write_text(json.dumps([good, bad]))
+    with pytest.raises(ValueError, match=r"synth\.json: record 1.*entity_value"):
+        load_presidio_json(path)
+
+
+@pytest.mark.parametrize("spans, field", [
+    ([_span("PERSON", 3, 3)], "start'/'end"),
+    ([_span("PERSON", 5, 99)], "start'/'end"),
+    ([{"entity_type": "PERSON", "start": "0", "end": 2}], "'start'"),
+    ([{"start": 0, "end": 2}], "'entity_type'"),
+    ([_span("PERSON", 0, 5), _span("GPE", 4, 8)], "overlap"),
+    ([_span("PERSON", 3, 5)], "whitespace"),
+])
+def test_bad_jsonl_span_raises_naming_file_record_line_and_field(tmp_path, spans, field):
+    path = tmp_path / "pii.jsonl"
+    lines = [json.dumps({"text": "Ann  Lee is here", "spans": [_span("PERSON", 0, 3)]}), "",
+             json.dumps({"text": "Ann  Lee is here", "spans": spans})]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError) as err:
+        load_pii_jsonl(path)
+    msg = str(err.value)
+    assert "pii.jsonl: record 1 (line 3)" in msg and field in msg
+
+
+def test_jsonl_loads_sorted_spans_and_template_ids(tmp_path):
+    path = tmp_path / "ok.jsonl"
+    path.write_text(json.dumps({"text": "Ann met Bob", "template_id": "t1",
+                                "spans": [_span("PERSON", 8, 11), _span("PERSON", 0, 3)]}) + "\n")
+    [rec] = load_pii_jsonl(path)
+    assert rec["spans"] == [_span("PERSON", 0, 3), _span("PERSON", 8, 11)]
+    assert rec["template_id"] == "t1" and rec["source"] == "jsonl"
+
+
+def test_ai4privacy_row_maps_labels_merges_name_parts_and_counts_dropped():
+    text = "Hi Ann Lee, user ann77, mail ann@x.io, city Paris."
+    mask = [{"label": "GIVENNAME", "start": 3, "end": 6, "value": "Ann"},
+            {"label": "SURNAME", "start": 7, "end": 10, "value": "Lee"},
+            {"label": "USERNAME", "start": 17, "end": 22, "value": "ann77"},
+            {"label": "EMAIL", "start": 29, "end": 37, "value": "ann@x.io"},
+            {"label": "CITY", "start": 44, "end": 49, "value": "Paris"}]
+    stats = Counter()
+    rec = convert_ai4privacy_row({"source_text": text, "privacy_mask": json.dumps(mask)}, 0, stats)
+    assert rec["spans"] == [_span("PERSON", 3, 10), _span("EMAIL_ADDRESS", 29, 37),
+                            _span("GPE", 44, 49)]
+    assert rec["template_id"] is None and rec["source"] == "ai4privacy"
+    assert stats["dropped:USERNAME"] == 1 and stats["kept:GIVENNAME"] == 1
+    mask[0]["value"] = "Bob"
+    assert convert_ai4privacy_row({"source_text": text, "privacy_mask": mask}, 1, stats) is None
+    assert stats["invalid_rows"] == 1
+
+
+# ----------------------------------------------------------------------------- selection / splits
+
+def test_restrict_entities_drops_other_spans_or_records():
+    recs = [{"text": "Ann Paris", "spans": [_span("PERSON", 0, 3), _span("GPE", 4, 9)],
+             "template_id": None, "source": "x"},
+            {"text": "Bob", "spans": [_span("PERSON", 0, 3)], "template_id": None, "source": "x"}]
+    assert [r["spans"] for r in restrict_entities(recs, ["PERSON"])] == \
+        [[_span("PERSON", 0, 3)], [_span("PERSON", 0, 3)]]
+    assert len(restrict_entities(recs, ["PERSON"], drop_records_with_other=True)) == 1
+
+
+def test_grouped_split_never_shares_templates_between_parts(generated):
+    extra = [{"text": f"dup {i % 5}", "spans": [], "template_id": None, "source": "x"}
+             for i in range(40)]
+    recs = generated + extra
+    train, val, test = grouped_split(recs, val_frac=0.15, test_frac=0.15, seed=3)
+    assert len(train) + len(val) + len(test) == len(recs)
+    keys = [{r["template_id"] or "text:" + r["text"] for r in part} for part in (train, val, test)]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+    assert 0.05 < len(test) / len(recs) < 0.3 and 0.05 < len(val) / len(recs) < 0.3
+    assert grouped_split(recs, 0.15, 0.15, seed=3) == (train, val, test)
+
+
+def test_balanced_sample_balances_entity_types_and_prefers_rare_ones():
+    def rec(i, *types):
+        text = " ".join(f"w{i}{t[:2]}" for t in types) or f"none {i}"
+        spans, pos = [], 0
+        for t in types:
+            w = f"w{i}{t[:2]}"
+            spans.append(_span(t, pos, pos + len(w)))
+            pos += len(w) + 1
+        return {"text": text, "spans": spans, "template_id": None, "source": "x"}
+
+    recs = ([rec(i, "PERSON") for i in range(200)] + [rec(i, "EMAIL_ADDRESS") for i in range(12)]
+            + [rec(i, "PHONE_NUMBER") for i in range(12)]
+            + [rec(i, "US_SSN", "PERSON") for i in range(4)] + [rec(i) for i in range(50)])
+    sample = balanced_sample(recs, 30, seed=0)
+    assert len(sample) == 30 and len({r["text"] for r in sample}) == 30
+    counts = entity_counts(sample)
+    assert counts["US_SSN"] == 4  # every record with the rarest type is taken
+    big3 = [counts["PERSON"], counts["EMAIL_ADDRESS"], counts["PHONE_NUMBER"]]
+    assert max(big3) - min(big3) <= 1
+    assert balanced_sample(recs, 30, seed=0) == sample
+    assert len(balanced_sample(recs, 1000, seed=0)) == len(recs)

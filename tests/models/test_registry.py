@@ -1,0 +1,60 @@
+import pytest
+import torch.nn as nn
+from transformers import AutoModelForSequenceClassification
+
+from loraroute.models.loading import attach_lora, load_base_model
+from loraroute.models.registry import ALIASES, LORA_TARGETS, arch_name, head_modules, lora_targets, resolve_model
+from tests.conftest import ENCODER_ARCHS
+
+
+@pytest.mark.parametrize("arch", ENCODER_ARCHS)
+def test_targets_resolve_from_model_type_and_attach_to_every_layer(tiny_encoder, arch):
+    model = load_base_model(str(tiny_encoder(arch)), "sequence", ["a", "b"])
+    targets = lora_targets(model)
+    assert targets == LORA_TARGETS[model.config.model_type]
+    peft_model = attach_lora(model, "sequence", rank=4, alpha=8, dropout=0.0, target_modules=None, seed=0)
+    adapted = {name.rsplit(".", 1)[0] for name, _ in peft_model.named_parameters() if "lora_A" in name}
+    for target in targets:
+        assert any(name.endswith(target) or f".{target}." in name for name in adapted), target
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable)
+    # the classification head is trained in full, not frozen
+    assert any("classifier" in n and "lora" not in n for n in trainable)
+
+
+def test_unsupported_model_type_names_supported_ones_and_the_override():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"model_type": "gpt-odd"})()
+            self.proj = nn.Linear(4, 4)
+
+    with pytest.raises(ValueError) as err:
+        lora_targets(Odd())
+    assert "gpt-odd" in str(err.value) and "--target-modules" in str(err.value) and "modernbert" in str(err.value)
+    assert lora_targets(Odd(), ["proj"]) == ["proj"]
+
+
+def test_missing_target_module_is_reported_with_the_real_layer_names(tiny_encoder):
+    model = load_base_model(str(tiny_encoder("bert")), "sequence", ["a", "b"])
+    with pytest.raises(ValueError, match="q_proj.*not found.*query"):
+        lora_targets(model, ["q_proj"])
+
+
+def test_bert_head_includes_pooler_and_classifier(tiny_encoder):
+    model = load_base_model(str(tiny_encoder("bert")), "sequence", ["a", "b"])
+    assert set(head_modules(model)) == {"classifier", "pooler"}
+
+
+def test_model_references_resolve_offline_and_name_artifacts():
+    assert resolve_model("minilm").endswith("model")
+    assert resolve_model("bert-base-uncased") == ALIASES["bert-base-uncased"]
+    assert arch_name("minilm") == "minilm"
+    assert arch_name("FacebookAI/roberta-base") == "roberta-base"
+    assert arch_name("some-org/My_Model") == "my-model"
+
+
+def test_hub_model_that_cannot_be_fetched_says_to_pass_a_local_path(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="local directory"):
+        load_base_model("no-such-org/no-such-model", "sequence", ["a", "b"])

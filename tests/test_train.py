@@ -1,0 +1,120 @@
+"""Training end to end on tiny random models: loss falls, artifacts reload exactly, runs reproduce and resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from loraroute.config import TrainConfig
+from loraroute.predict import Predictor
+from loraroute.tasks import get_task
+from loraroute.train import train_task
+from tests.conftest import ENCODER_ARCHS
+
+PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal", "question 3: gene enzyme cell"]
+
+
+def tiny_cfg(model_dir, data, out, **overrides):
+    values = dict(model=str(model_dir), data=str(data), output_dir=str(out), epochs=10, batch_size=8,
+                  learning_rate=1e-2, rank=4, max_length=32, early_stopping_patience=0, seed=3, name="m",
+                  precision="fp32")
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+def mean_loss(predictor, records):
+    logits, _ = predictor.logits([r["text"] for r in records])
+    probs = torch.softmax(torch.tensor(np.stack(logits)), -1)
+    y = torch.tensor([predictor.label2id[r["label"]] for r in records])
+    return float(-torch.log(probs[torch.arange(len(y)), y]).mean())
+
+
+@pytest.mark.parametrize("arch", ENCODER_ARCHS)
+def test_training_lowers_the_loss_and_writes_the_contract_layout(tiny_encoder, intent_file, tmp_path, arch):
+    task = get_task("intent")
+    cfg = tiny_cfg(tiny_encoder(arch), intent_file, tmp_path, name=None)
+    result = train_task(task, cfg)
+    out = result.artifact_dir
+    assert out.name == f"lora_intent_classifier_{out.name.split('_')[3]}_r4_model"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "label_mapping.json",
+                 "category_mapping.json", "lora_config.json", "training_config.yaml", "eval_report.json",
+                 "eval_report.md", "confusion_matrix.png", "README.md", "adapter/adapter_config.json",
+                 "adapter/adapter_model.safetensors"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == ["biology", "law", "math"]
+    mapping = json.loads((out / "label_mapping.json").read_text())
+    assert set(mapping) == {"category_to_idx", "idx_to_category"}
+    lora = json.loads((out / "lora_config.json").read_text())
+    assert lora["rank"] == 4 and lora["alpha"] == 8 and lora["target_modules"]
+    # the adapter file carries the trained head, not only LoRA matrices
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert any("classifier" in k for k in adapter) and any("lora_A" in k for k in adapter)
+    assert not any(out.parent.glob(".tmp-*")), "temporary directory left behind"
+
+    trained = Predictor.load(out)
+    records = [json.loads(line) for line in intent_file.read_text().splitlines()]
+    untrained_cfg = tiny_cfg(tiny_encoder(arch), intent_file, tmp_path / "u", epochs=0.01, learning_rate=1e-9)
+    untrained = Predictor.load(train_task(task, untrained_cfg).artifact_dir)
+    assert mean_loss(trained, records) < mean_loss(untrained, records) - 0.2
+
+
+@pytest.fixture(scope="module")
+def bert_run(tiny_encoder, tmp_path_factory):
+    from tests.conftest import write_intent_jsonl
+
+    tmp = tmp_path_factory.mktemp("bert-run")
+    data = write_intent_jsonl(tmp / "d.jsonl")
+    return train_task(get_task("intent"), tiny_cfg(tiny_encoder("bert"), data, tmp)), data, tmp
+
+
+def test_reloaded_merged_model_gives_identical_logits_head_included(bert_run):
+    result, _, _ = bert_run
+    first = np.stack(Predictor.load(result.artifact_dir).logits(PROBES)[0])
+    second = np.stack(Predictor.load(result.artifact_dir).logits(PROBES)[0])
+    assert np.array_equal(first, second)
+    assert np.abs(first).max() > 0.1  # a trained head, not zeros
+
+
+def test_merged_logits_equal_base_plus_adapter_logits(bert_run):
+    result, _, _ = bert_run
+    merged = np.stack(Predictor.load(result.artifact_dir).logits(PROBES)[0])
+    adapter = np.stack(Predictor.load(result.artifact_dir, use_adapter=True).logits(PROBES)[0])
+    np.testing.assert_allclose(merged, adapter, rtol=1e-5, atol=1e-5)
+
+
+def test_two_runs_with_the_same_seed_give_identical_weights(bert_run, tiny_encoder):
+    result, data, tmp = bert_run
+    again = train_task(get_task("intent"), tiny_cfg(tiny_encoder("bert"), data, tmp / "again"))
+    a = load_file(result.artifact_dir / "model.safetensors")
+    b = load_file(again.artifact_dir / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Interrupt(TrainerCallback):
+    """Simulates a crash (Ctrl-C, OOM kill) right after a checkpoint is written."""
+
+    def __init__(self, after_step):
+        self.after_step = after_step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.after_step:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_an_interrupted_run_ends_where_an_uninterrupted_run_ends(bert_run, tiny_encoder):
+    result, data, tmp = bert_run
+    cfg = tiny_cfg(tiny_encoder("bert"), data, tmp / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train_task(get_task("intent"), cfg, callbacks=[Interrupt(after_step=30)])
+    assert not (tmp / "resumed" / "m").exists(), "an interrupted run must not leave a model directory"
+    assert (tmp / "resumed" / ".checkpoints" / "m").is_dir()
+    resumed = train_task(get_task("intent"), tiny_cfg(tiny_encoder("bert"), data, tmp / "resumed", resume=True))
+    a = load_file(result.artifact_dir / "model.safetensors")
+    b = load_file(resumed.artifact_dir / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
