@@ -23,6 +23,7 @@ class Task:
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     selection_metric: ClassVar[str] = "accuracy"  # validation metric that picks the best checkpoint
     selection_greater_is_better: ClassVar[bool] = True
+    headline_metric: ClassVar[str] = "accuracy"   # key of report["test"] that summaries show
     save_merged: ClassVar[bool] = True            # causal LMs ship the adapter only (a merged 0.6B is 2.4 GB)
     label_map_keys: ClassVar[tuple[str, str]] = ("label_to_id", "id_to_label")
     label_map_copy: ClassVar[str | None] = None   # second file name upstream readers look for
