@@ -72,26 +72,36 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 
 def save_model_artifact(out: Path, peft_model, tokenizer, task, labels: list[str], cfg: TrainConfig,
                         resolved_base: str):
-    """Write adapter/ then the merged model into ``out``; returns the merged model (for evaluation)."""
+    """Write adapter/ then the merged model into ``out``; returns the merged model (for evaluation).
+
+    A task with ``save_merged = False`` (causal LMs) gets the adapter at the top level instead, where upstream's
+    LoRA readers look, and the unmerged PEFT model is returned (so evaluation can switch the adapter off).
+    """
     out = Path(out)
-    peft_model.save_pretrained(out / ADAPTER_DIR, safe_serialization=True)
-    tokenizer.save_pretrained(out / ADAPTER_DIR)
     lora = peft_model.peft_config["default"]
-    merged = peft_model.merge_and_unload()
-    merged.save_pretrained(out, safe_serialization=True)
+    if task.save_merged:
+        peft_model.save_pretrained(out / ADAPTER_DIR, safe_serialization=True)
+        tokenizer.save_pretrained(out / ADAPTER_DIR)
+        merged = peft_model.merge_and_unload()
+        merged.save_pretrained(out, safe_serialization=True)
+    else:
+        peft_model.save_pretrained(out, safe_serialization=True)
+        merged = peft_model
     tokenizer.save_pretrained(out)
-    for name, mapping in task.label_files(labels).items():
+    for name, mapping in task.artifact_files(labels, cfg).items():
         write_json(out / name, mapping)
     write_json(out / LORA_CONFIG, {
         "task": task.name,
         "base_model": cfg.model,
         "base_model_path": resolved_base,
-        "model_type": merged.config.model_type,
+        "model_type": merged.get_base_model().config.model_type if not task.save_merged
+        else merged.config.model_type,
         "rank": lora.r,
         "alpha": lora.lora_alpha,
         "dropout": lora.lora_dropout,
         "target_modules": sorted(lora.target_modules),
-        "modules_to_save": sorted(set(lora.modules_to_save or []) & set(head_modules(merged))),
+        "modules_to_save": sorted(set(lora.modules_to_save or []) & set(head_modules(merged)))
+        if task.save_merged else sorted(lora.modules_to_save or []),
         "max_length": cfg.max_length,
         "num_labels": len(labels),
         "task_settings": task.extra_metadata(cfg),
@@ -99,7 +109,7 @@ def save_model_artifact(out: Path, peft_model, tokenizer, task, labels: list[str
     })
     cfg.to_yaml(out / TRAINING_CONFIG, header=(
         f"Resolved configuration of this run. Reproduce it with:\n"
-        f"  loraroute train {task.name} --config {out.name}/{TRAINING_CONFIG}"))
+        f"  loraroute train {task.name} --config {artifact_name(task.artifact_prefix, cfg)}/{TRAINING_CONFIG}"))
     return merged
 
 
@@ -110,8 +120,10 @@ def write_model_card(out: Path, task, cfg: TrainConfig, report: dict, headline: 
         f"A LoRA-tuned **{task.name}** model made by loraroute {__version__} from `{cfg.model}` "
         f"(rank {cfg.rank}, alpha {cfg.lora_alpha}).",
         "",
-        "The top level holds the merged model (load it with transformers or vLLM semantic-router); `adapter/` holds "
-        "the PEFT adapter with the trained head. `eval_report.md` has the full evaluation on the held-out test split.",
+        ("The top level holds the merged model (load it with transformers or vLLM semantic-router); `adapter/` holds "
+         "the PEFT adapter with the trained head." if task.save_merged else
+         f"The top level holds the PEFT adapter and tokenizer; load it on top of `{cfg.model}`.")
+        + " `eval_report.md` has the full evaluation on the held-out test split.",
         "",
         "| metric | value |",
         "|---|---|",

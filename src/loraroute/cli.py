@@ -10,6 +10,8 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from loraroute.config import TrainConfig, field_type, parse_overrides
 
 
@@ -21,7 +23,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type[TrainConfig], 
         tp, _ = field_type(cls, f.name)
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         kwargs = {"dest": f.name, "default": argparse.SUPPRESS,
-                  "help": f"{f.metadata.get('help', '')} (default: {default})"}
+                  "help": f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")}
         flag = "--" + f.name.replace("_", "-")
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
@@ -56,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
     for name in task_names():
         task = get_task(name)
-        p = tasks.add_parser(name, help=(task.__doc__ or name).strip().splitlines()[0],
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = tasks.add_parser(name, help=(task.__doc__ or name).strip().splitlines()[0])
         p.add_argument("--config", help="YAML recipe to start from (see recipes/).")
         add_config_options(p, task.config_class, skip=("task",))
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Overrides applied last, e.g. rank=8.")
@@ -73,17 +74,73 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Decision threshold (jailbreak: overrides the calibrated one; intent: low-confidence "
                               "fallback; pii: minimum entity confidence).")
     predict.add_argument("--no-probabilities", action="store_true", help="Leave per-label probabilities out.")
+
+    all_runs = sub.add_parser(
+        "train-all", help="Train every encoder task x base model, check each model, write summary.{md,json}.",
+        description="Train tasks x models one after another, sized to this machine. A failed run is recorded and "
+                    "the loop goes on; the exit status is 1 if any run failed.")
+    all_runs.add_argument("--tasks", nargs="+", metavar="TASK", help="Tasks to train (default: every encoder task).")
+    all_runs.add_argument("--models", nargs="+", metavar="MODEL", default=None,
+                          help="Base models: aliases, hub ids or local directories (default: minilm, embedded).")
+    all_runs.add_argument("--epochs", type=float, help="Training epochs for every run.")
+    all_runs.add_argument("--samples", type=int, help="max_samples for every run.")
+    all_runs.add_argument("--rank", type=int, help="LoRA rank (alpha = 2 x rank unless --alpha).")
+    all_runs.add_argument("--alpha", type=int, help="LoRA alpha.")
+    all_runs.add_argument("--quick", action="store_true",
+                          help="Smoke run: 600 samples and one epoch per run unless --samples/--epochs say otherwise.")
+    all_runs.add_argument("--output-dir", default="models", help="Where model directories and the summary go.")
+    all_runs.add_argument("--recipes", metavar="DIR",
+                          help="Start each run from DIR/{task}_{model}.yaml when that recipe exists.")
+    all_runs.add_argument("--no-fit", dest="fit", action="store_false",
+                          help="Keep the configured batch size instead of sizing it to free memory.")
+    all_runs.add_argument("--no-verify", dest="verify", action="store_false", help="Skip `verify` after each run.")
+    all_runs.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                          help="Config keys applied to every run, e.g. max_length=64.")
+
+    from loraroute.serve.config import ServeConfig
+
+    discover = sub.add_parser("discover", help="Show which model directories `serve` would load, and why.")
+    discover.add_argument("models_dir", metavar="DIR", help="Directory holding lora_* model directories.")
+    discover.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
+    serve = sub.add_parser("serve", help="Serve intent, PII and jailbreak models over HTTP (/api/v1/classify/batch).")
+    add_config_options(serve, ServeConfig)
+
+    export = sub.add_parser("export", help="Export a model directory to a serving format.")
+    formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    onnx = formats.add_parser("onnx", help="Write DIR/onnx/model.onnx (dynamic batch and sequence axes).")
+    onnx.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
+    onnx.add_argument("--int8", action="store_true", help="Also write a dynamically quantised model.int8.onnx.")
+    verify = sub.add_parser("verify", help="Check a model directory's contract and that every runtime agrees.",
+                            description="Runs built-in probes (every label) through base+adapter, merged, ONNX fp32 "
+                                        "and int8 (if exported); exit status 1 beyond tolerance.")
+    verify.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
+    verify.add_argument("--input", help='JSONL file of {"text": ...} lines added to the built-in probes.')
+    verify.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
+
+    from loraroute.tasks.solver import SPECIALISTS, SolverConfig
+
+    specialists = sub.add_parser(
+        "train-specialists", help="Train the six MMLU-Pro specialist solvers and print baseline vs trained accuracy.",
+        description="Each specialist gets its own settings (rank, learning rate, epochs, lengths) from the table in "
+                    "loraroute.tasks.solver; options given here apply to every specialist.")
+    specialists.add_argument("--specialists", nargs="+", metavar="NAME", choices=list(SPECIALISTS),
+                             help="Which specialists (default: all six).")
+    specialists.add_argument("--config", help="YAML settings applied to every specialist.")
+    add_config_options(specialists, SolverConfig, skip=("task", "specialist", "name"))
+    specialists.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Overrides applied last.")
     return parser
 
 
 def cmd_train(args) -> int:
     from loraroute.evaluate import summary_table
     from loraroute.tasks import get_task
+    from loraroute.resources import with_oom_retry
     from loraroute.train import headline_metrics, train_task
 
     task = get_task(args.task)
     cfg = resolve_config(task.config_class, args, task.name)
-    result = train_task(task, cfg)
+    with logging_redirect_tqdm():
+        result = with_oom_retry(lambda c: train_task(task, c), cfg)
     if result.artifact_dir is None:
         return 0
     print()
@@ -92,6 +149,8 @@ def cmd_train(args) -> int:
     if "natural" in result.report:
         print("\nNatural-prompt set:")
         print(summary_table({k: v for k, v in result.report["natural"].items() if isinstance(v, float)}))
+    if hasattr(task, "summary"):  # e.g. jailbreak: test split beside the realistic set and shortcut baselines
+        print("\n" + task.summary(result.report))
     print(f"\nTraining: {result.train_seconds:.0f} s, {result.train_samples_per_second:.1f} samples/s")
     print(f"Model directory: {result.artifact_dir}")
     return 0
@@ -124,7 +183,74 @@ def cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict}
+def cmd_train_specialists(args) -> int:
+    from loraroute.tasks.solver import SolverConfig, specialists_table, train_specialists
+
+    values = SolverConfig.from_yaml(args.config).to_dict() if args.config else {}
+    values = {k: v for k, v in values.items() if k not in ("task", "specialist")}
+    values.update({k: v for k, v in vars(args).items() if k in SolverConfig.__dataclass_fields__})
+    values.update(parse_overrides(args.overrides or []))
+    with logging_redirect_tqdm():
+        rows = train_specialists(values, args.specialists)
+    print("\n" + specialists_table(rows))
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def cmd_discover(args) -> int:
+    from loraroute.serve.discovery import discover
+
+    found = discover(args.models_dir)
+    print(json.dumps(found.to_dict(), indent=2) if args.json else found.table())
+    return 0 if found.chosen else 1
+
+
+def cmd_serve(args) -> int:
+    from loraroute.serve.api import serve
+    from loraroute.serve.config import ServeConfig
+
+    serve(ServeConfig.from_dict(vars(args)))
+    return 0
+
+
+def cmd_train_all(args) -> int:
+    from loraroute.train_all import summary_markdown, train_all
+
+    settings = parse_overrides(args.overrides or [])
+    for key, value in (("epochs", args.epochs), ("max_samples", args.samples), ("rank", args.rank),
+                       ("alpha", args.alpha)):
+        if value is not None:
+            settings[key] = value
+    with logging_redirect_tqdm():
+        records = train_all(args.tasks, args.models, args.output_dir, settings, quick=args.quick,
+                            recipes=args.recipes, fit=args.fit, verify=args.verify)
+    print()
+    print(summary_markdown(records))
+    print(f"\nSummary: {Path(args.output_dir) / 'summary.md'}, {Path(args.output_dir) / 'summary.json'}")
+    return 0 if all(r.status == "ok" for r in records) else 1
+
+
+def cmd_export(args) -> int:
+    from loraroute.export.onnx import export_onnx
+
+    path = export_onnx(args.model_dir, int8=args.int8)
+    print(f"ONNX model: {path}" + (f"\nint8 model: {path.with_name('model.int8.onnx')}" if args.int8 else ""))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from loraroute.data.sources import read_local, text_label_records
+    from loraroute.export.verify import format_report, verify_model
+
+    extra = None
+    if args.input:
+        extra = [r["text"] for r in text_label_records(read_local(Path(args.input)), "text", None, args.input)]
+    report = verify_model(args.model_dir, extra_texts=extra)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["passed"] else 1
+
+
+COMMANDS = {"train": cmd_train, "train-all": cmd_train_all, "train-specialists": cmd_train_specialists, "predict": cmd_predict, "discover": cmd_discover, "serve": cmd_serve,
+            "export": cmd_export, "verify": cmd_verify}
 
 
 def main(argv: list[str] | None = None) -> int:

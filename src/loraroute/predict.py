@@ -20,6 +20,8 @@ def read_meta(path: Path) -> dict[str, Any]:
     meta = read_json(path / LORA_CONFIG) if (path / LORA_CONFIG).exists() else {}
     config = read_json(path / "config.json") if (path / "config.json").exists() else {}
     id2label = config.get("id2label") or {}
+    if not id2label and (path / "label_mapping.json").exists():  # adapter-only dirs have no config.json
+        id2label = read_json(path / "label_mapping.json").get("id2label") or {}
     meta["labels"] = [id2label[k] for k in sorted(id2label, key=int)]
     meta.setdefault("max_length", 512)
     if (path / THRESHOLDS).exists():  # calibrated decision thresholds (jailbreak), read by predict and serve
@@ -48,13 +50,17 @@ class Predictor:
             raise FileNotFoundError(f"{path}: no such model directory")
         meta = read_meta(path)
         kind = get_task(meta["task"]).kind
+        adapter_dir = path / ADAPTER_DIR
+        if not (path / "config.json").exists() and (path / "adapter_config.json").exists():
+            use_adapter, adapter_dir = True, path  # adapter-only directory (causal LMs: save_merged=False)
         if use_adapter:
             from peft import PeftModel
 
-            if not (path / ADAPTER_DIR / "adapter_config.json").exists():
-                raise FileNotFoundError(f"{path / ADAPTER_DIR}: no adapter_config.json")
+            if not (adapter_dir / "adapter_config.json").exists():
+                raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json")
+            refuse_pickle_only(adapter_dir)  # PEFT would otherwise fall back to adapter_model.bin
             base = load_base_model(meta["base_model"], kind, meta["labels"] or None)
-            model = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
+            model = PeftModel.from_pretrained(base, adapter_dir)
         else:
             refuse_pickle_only(path)
             model = AUTO_CLASSES[kind].from_pretrained(path, use_safetensors=True)
@@ -70,8 +76,7 @@ class Predictor:
     def predict(self, texts: list[str], **options) -> list[dict]:
         if not texts:
             return []
-        logits, encodings = self.logits(texts)
-        return self.task.postprocess(texts, logits, encodings, self.meta, **options)
+        return self.task.predict(self, texts, **options)
 
 
 def best_device() -> str:

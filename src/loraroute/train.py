@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from loraroute.artifacts import artifact_name, atomic_directory, save_model_artifact, write_json, write_model_card
@@ -29,6 +32,8 @@ from loraroute.models.loading import (
 )
 from loraroute.models.registry import resolve_model
 from loraroute.predict import Predictor, read_meta
+from loraroute.progress import CURVES_FILE, LOG_FILE, RunProgress, plot_training_curves, run_log
+from loraroute.resources import training_device
 from loraroute.tasks.base import Task
 
 log = logging.getLogger("loraroute")
@@ -49,7 +54,7 @@ def checkpoint_dir(cfg: TrainConfig, name: str) -> Path:
 
 def training_arguments(cfg: TrainConfig, task: Task, out: Path, n_train: int) -> TrainingArguments:
     precision = resolve_precision(cfg.precision)
-    world = max(1, torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate/torchrun before the process group exists
     steps_per_epoch = max(1, math.ceil(n_train / (cfg.batch_size * cfg.grad_accum * world)))
     eval_steps = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
@@ -74,9 +79,10 @@ def training_arguments(cfg: TrainConfig, task: Task, out: Path, n_train: int) ->
         logging_steps=max(1, min(50, eval_steps // 4)),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=training_device() == "cpu",
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         length_column_name="length",
+        label_names=["labels"],  # every collator emits "labels"; PEFT wrappers hide them from Trainer's lookup
         seed=cfg.seed,
         data_seed=cfg.seed,
         report_to="none",
@@ -86,12 +92,22 @@ def training_arguments(cfg: TrainConfig, task: Task, out: Path, n_train: int) ->
 
 
 def train_task(task: Task, cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> RunResult:
+    """Train, evaluate and write the model directory. A :class:`RunProgress` in ``callbacks`` replaces the default
+    bar; the run's log is written next to its checkpoints and copied into the model directory as train.log."""
     cfg.task = task.name
     cfg.validate()
+    name = artifact_name(task.artifact_prefix, cfg)
+    with run_log(checkpoint_dir(cfg, name) / LOG_FILE) as log_file:
+        log.info("run %s: %s on %s, batch %d x accumulation %d, %s epochs, rank %d", name, task.name, cfg.model,
+                 cfg.batch_size, cfg.grad_accum, cfg.epochs, cfg.rank)
+        return _train_task(task, cfg, name, callbacks, log_file)
+
+
+def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[TrainerCallback] | None,
+                log_file: Path) -> RunResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
-    name = artifact_name(task.artifact_prefix, cfg)
     final_dir = Path(cfg.output_dir) / name
 
     splits = task.load_splits(cfg)
@@ -117,9 +133,14 @@ def train_task(task: Task, cfg: TrainConfig, callbacks: list[TrainerCallback] | 
     all_callbacks = list(callbacks or [])
     if cfg.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
+    # Selecting on the Trainer's own eval loss needs no logits; causal LMs' full-vocabulary logits would not fit.
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=task.collator(tokenizer), compute_metrics=compute_metrics,
-                      callbacks=all_callbacks)
+                      data_collator=task.collator(tokenizer),
+                      compute_metrics=None if task.selection_metric == "loss" else compute_metrics,
+                      compute_loss_func=task.loss_function(cfg, splits.train), callbacks=all_callbacks)
+    trainer.remove_callback(ProgressCallback)
+    if not any(isinstance(c, RunProgress) for c in all_callbacks):
+        trainer.add_callback(RunProgress(desc=name))
     resume = None
     if cfg.resume:
         resume = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
@@ -132,20 +153,22 @@ def train_task(task: Task, cfg: TrainConfig, callbacks: list[TrainerCallback] | 
     if not trainer.is_world_process_zero():
         return RunResult(None, {}, seconds, samples_per_second)
 
-    model = trainer.model.float().cpu() if torch.cuda.is_available() else trainer.model
+    model = trainer.model.float().cpu() if training_device() != "cpu" else trainer.model
     with atomic_directory(final_dir) as tmp:
         merged = save_model_artifact(tmp, model, tokenizer, task, labels, cfg, resolve_model(cfg.model))
         predictor = Predictor(merged, tokenizer, read_meta(tmp))
         report = task.evaluate(predictor, splits, cfg, tmp)
         report["training"] = {"seconds": round(seconds, 1), "samples_per_second": round(samples_per_second, 2),
-                              "trainable_parameters": trainable, "total_parameters": total,
-                              "precision": resolve_precision(cfg.precision), "epochs_run": output.metrics.get("epoch")}
+                              "world_size": trainer.args.world_size, "trainable_parameters": trainable, "total_parameters": total,
+                              "precision": resolve_precision(cfg.precision), "epochs_run": output.metrics.get("epoch"),
+                              "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum}
 
         write_json(tmp / "eval_report.json", report)
         write_model_card(tmp, task, cfg, report, headline_metrics(report))
+        plot_training_curves(trainer.state.log_history, task.selection_metric, tmp / CURVES_FILE, name)
+        if log_file.exists():
+            shutil.copyfile(log_file, tmp / LOG_FILE)
     if not cfg.keep_checkpoints:
-        import shutil
-
         shutil.rmtree(ckpt, ignore_errors=True)
     return RunResult(final_dir, report, seconds, samples_per_second)
 

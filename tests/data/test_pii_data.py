@@ -8,17 +8,22 @@ import pytest
 
 from loraroute.data.pii import (
     PRESIDIO_ENTITIES,
-    convert_ai4privacy_row,
-    entity_counts,
     balanced_sample,
+    entity_counts,
     generate_presidio_records,
-    grouped_split,
-    load_pii_jsonl,
-    load_presidio_json,
     presidio_template_types,
     restrict_entities,
     validate_record,
 )
+from loraroute.data.pii_sources import (
+    convert_ai4privacy_row,
+    detect_format,
+    load_pii_jsonl,
+    load_presidio_json,
+    read_pii_records,
+)
+from loraroute.data.sources import DataError
+from loraroute.data.splits import split_records
 from loraroute.tasks.pii_spans import bio_labels
 
 
@@ -146,16 +151,20 @@ def test_restrict_entities_drops_other_spans_or_records():
     assert len(restrict_entities(recs, ["PERSON"], drop_records_with_other=True)) == 1
 
 
-def test_grouped_split_never_shares_templates_between_parts(generated):
+def test_template_grouped_split_never_shares_templates_between_parts(generated):
     extra = [{"text": f"dup {i % 5}", "spans": [], "template_id": None, "source": "x"}
              for i in range(40)]
     recs = generated + extra
-    train, val, test = grouped_split(recs, val_frac=0.15, test_frac=0.15, seed=3)
-    assert len(train) + len(val) + len(test) == len(recs)
-    keys = [{r["template_id"] or "text:" + r["text"] for r in part} for part in (train, val, test)]
+    splits = split_records(recs, 0.15, 0.15, seed=3, label_key=None, group_key="template_id")
+    parts = (splits.train, splits.validation, splits.test)
+    # exact duplicates ("dup 0" x 8) are removed before splitting, so they cannot straddle splits either
+    assert sum(map(len, parts)) == len(recs) - splits.notes["duplicates_removed"]
+    keys = [{r["template_id"] or "text:" + r["text"] for r in part} for part in parts]
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
-    assert 0.05 < len(test) / len(recs) < 0.3 and 0.05 < len(val) / len(recs) < 0.3
-    assert grouped_split(recs, 0.15, 0.15, seed=3) == (train, val, test)
+    total = sum(map(len, parts))
+    assert 0.05 < len(splits.test) / total < 0.3 and 0.05 < len(splits.validation) / total < 0.3
+    again = split_records(recs, 0.15, 0.15, seed=3, label_key=None, group_key="template_id")
+    assert (again.train, again.validation, again.test) == parts
 
 
 def test_balanced_sample_balances_entity_types_and_prefers_rare_ones():
@@ -179,3 +188,17 @@ def test_balanced_sample_balances_entity_types_and_prefers_rare_ones():
     assert max(big3) - min(big3) <= 1
     assert balanced_sample(recs, 30, seed=0) == sample
     assert len(balanced_sample(recs, 1000, seed=0)) == len(recs)
+
+
+def test_data_format_is_detected_from_suffix_or_hub_id_and_unknown_is_an_error(tmp_path):
+    assert detect_format("synth_dataset_v2.json") == "presidio"
+    assert detect_format("x/pii.jsonl") == "jsonl"
+    assert detect_format("ai4privacy/pii-masking-400k") == "ai4privacy"
+    with pytest.raises(DataError, match="--data-format"):
+        detect_format("spans.csv")
+    with pytest.raises(DataError, match="no such file"):
+        read_pii_records(str(tmp_path / "missing.jsonl"))
+    bad = tmp_path / "broken.json"
+    bad.write_text('[{"full_text": "x",')
+    with pytest.raises(DataError, match=r"broken\.json:1: invalid JSON"):
+        read_pii_records(str(bad))

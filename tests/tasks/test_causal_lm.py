@@ -18,13 +18,8 @@ from loraroute.tasks.causal_lm import (
     template_accepts,
     tokenize_completion,
 )
+from tests.conftest import build_chat_tokenizer, tiny_causal_model
 
-CHATML = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 # Mimics Qwen3: an empty think block in the generation prompt when enable_thinking is false,
 # and in front of the final assistant turn.
 QWEN_LIKE = (
@@ -37,48 +32,17 @@ QWEN_LIKE = (
     "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
     "{% endif %}"
 )
-SENTENCES = [
-    "Classify the question into one of the categories.",
-    "What is the derivative of x squared? The answer is (B) because of the power rule.",
-    "Which enzyme unwinds DNA during replication? Biology, chemistry, physics, law, history.",
-    "The category is computer science. Economics and business are different subjects.",
-    "Question: Options: A) 4 B) 5 C) 6 D) 7 Think step by step then finish.",
-]
 CATEGORIES = ["biology", "business", "chemistry", "computer science", "economics", "engineering", "health",
               "history", "law", "math", "other", "philosophy", "physics", "psychology"]
 
 
-def _build_tokenizer(template: str = CHATML):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|pad|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    raw.train_from_iterator(SENTENCES * 4, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|pad|>")
-    tok.chat_template = template
-    return tok
+_build_tokenizer = build_chat_tokenizer
+_tiny_model = tiny_causal_model
 
 
 @pytest.fixture(scope="module")
 def tok():
     return _build_tokenizer()
-
-
-def _tiny_model(kind: str, tok, initializer_range: float = 0.02):
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
-
-    torch.manual_seed(0)
-    common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256,
-                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
-                  initializer_range=initializer_range)
-    if kind == "qwen3":
-        return Qwen3ForCausalLM(Qwen3Config(**common)).eval()
-    return LlamaForCausalLM(LlamaConfig(**common)).eval()
 
 
 def _example(tok, user, answer, system="You route questions.", max_length=128):

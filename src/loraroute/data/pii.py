@@ -1,4 +1,4 @@
-"""PII span data: sources, validation, entity filtering, balancing and template-grouped splits.
+"""PII span data: the offline generator, span validation, entity filtering and balanced sampling.
 
 Every source returns records ``{"text": str, "spans": [{"entity_type", "start", "end"}, ...]
 (sorted, non-overlapping, end exclusive), "template_id": str | None, "source": str}``.
@@ -8,29 +8,26 @@ Every source returns records ``{"text": str, "spans": [{"entity_type", "start", 
   seeded.  Needs only ``faker`` besides ``pip install --no-deps presidio-evaluator``.  The
   package's ``__init__`` files also import spaCy, presidio-analyzer, presidio-anonymizer and
   python-dotenv, which the generator never calls; missing ones are stubbed for that one import.
-* :func:`load_presidio_json` -- presidio-evaluator JSON (``synth_dataset_v2.json``).
-* :func:`load_ai4privacy` -- ``ai4privacy/pii-masking-400k`` from the Hugging Face Hub.
-* :func:`load_pii_jsonl` -- generic ``{"text", "spans": [{"entity_type","start","end"}]}`` lines.
+* Presidio JSON, ai4privacy and generic JSONL loaders live in :mod:`loraroute.data.pii_sources`.
+
+Template-disjoint splits use :func:`loraroute.data.splits.split_records` with
+``group_key="template_id"`` (records without a template are their own group).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
 import importlib
 import importlib.util
-import json
-import logging
 import random
 import re
 import sys
 import types
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any, Iterable
 
-logger = logging.getLogger(__name__)
+from loraroute.data.sources import DataError
 
 # The 17 types presidio-evaluator's generator emits: PresidioSentenceFaker.ENTITY_TYPE_MAPPING
 # applied to the placeholders of its shipped templates.txt (GPE = city/state/country,
@@ -42,26 +39,7 @@ PRESIDIO_ENTITIES: list[str] = sorted([
     "US_DRIVER_LICENSE", "US_SSN", "ZIP_CODE",
 ])
 
-# ai4privacy label -> Presidio type.  First block: the 17 public pii-masking-400k labels; the rest
-# cover sibling releases (300k, open-pii-500k).  Targets follow PRESIDIO_ENTITIES where it has the
-# concept (CITY -> GPE as the generator does, STREET/BUILDINGNUM -> STREET_ADDRESS, URL ->
-# DOMAIN_NAME), else Presidio analyzer names (US_PASSPORT, US_BANK_NUMBER) that
-# restrict_entities(recs, PRESIDIO_ENTITIES) drops.  None (no Presidio type: IDCARDNUM, TAXNUM,
-# USERNAME, PASSWORD) and unlisted labels are dropped and counted.  GIVENNAME+SURNAME and
-# BUILDINGNUM+STREET pieces separated by whitespace only are merged into one span, as Presidio
-# annotates a full name / street address as one entity.
-AI4PRIVACY_TO_PRESIDIO: dict[str, str | None] = {
-    "GIVENNAME": "PERSON", "SURNAME": "PERSON", "EMAIL": "EMAIL_ADDRESS",
-    "TELEPHONENUM": "PHONE_NUMBER", "SOCIALNUM": "US_SSN", "CREDITCARDNUMBER": "CREDIT_CARD",
-    "DATEOFBIRTH": "DATE_TIME", "STREET": "STREET_ADDRESS", "BUILDINGNUM": "STREET_ADDRESS",
-    "CITY": "GPE", "ZIPCODE": "ZIP_CODE", "DRIVERLICENSENUM": "US_DRIVER_LICENSE",
-    "PASSPORTNUM": "US_PASSPORT", "ACCOUNTNUM": "US_BANK_NUMBER",
-    "IDCARDNUM": None, "TAXNUM": None, "USERNAME": None, "PASSWORD": None,
-    # sibling releases
-    "FIRSTNAME": "PERSON", "LASTNAME": "PERSON", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
-    "STATE": "GPE", "COUNTRY": "GPE", "IBAN": "IBAN_CODE", "IP": "IP_ADDRESS", "IPV4": "IP_ADDRESS",
-    "IPV6": "IP_ADDRESS", "URL": "DOMAIN_NAME", "AGE": "AGE", "TITLE": "TITLE",
-}
+# Presidio annotates a full name or street address as one entity; generator and ai4privacy pieces get joined.
 _MERGE_ADJACENT = {"PERSON", "STREET_ADDRESS"}
 
 Record = dict[str, Any]
@@ -70,7 +48,7 @@ Record = dict[str, Any]
 # ----------------------------------------------------------------------------- validation
 
 def validate_record(rec: Record, where: str) -> Record:
-    """Check one record; a problem raises ``ValueError`` naming ``where`` and the field.
+    """Check one record; a problem raises :class:`DataError` naming ``where`` and the field.
 
     Text is a string; each span has an entity_type and integer ``0 <= start < end <= len(text)``,
     covers more than whitespace, and its ``entity_value`` (if any) equals ``text[start:end]``;
@@ -79,29 +57,29 @@ def validate_record(rec: Record, where: str) -> Record:
     text, spans = rec.get("text"), rec.get("spans")
     for name, v, kind in (("text", text, str), ("spans", spans, list)):
         if not isinstance(v, kind):
-            raise ValueError(f"{where}: field '{name}' must be a {kind.__name__}, got {v!r:.80}")
+            raise DataError(f"{where}: field '{name}' must be a {kind.__name__}, got {v!r:.80}")
     for i, sp in enumerate(spans):
         at = f"{where}: spans[{i}]"
         if not isinstance(sp, dict) or not isinstance(sp.get("entity_type"), str) \
                 or not sp["entity_type"]:
-            raise ValueError(f"{at}: field 'entity_type' missing or empty")
+            raise DataError(f"{at}: field 'entity_type' missing or empty")
         s, e = sp.get("start"), sp.get("end")
         for name, v in (("start", s), ("end", e)):
             if type(v) is not int:
-                raise ValueError(f"{at}: field '{name}' must be an integer, got {v!r}")
+                raise DataError(f"{at}: field '{name}' must be an integer, got {v!r}")
         if not 0 <= s < e <= len(text):
-            raise ValueError(f"{at}: fields 'start'/'end' ({s}, {e}) must satisfy "
-                             f"0 <= start < end <= len(text)={len(text)}")
+            raise DataError(f"{at}: fields 'start'/'end' ({s}, {e}) must satisfy "
+                            f"0 <= start < end <= len(text)={len(text)}")
         if not text[s:e].strip():
-            raise ValueError(f"{at}: span ({s}, {e}) covers only whitespace")
+            raise DataError(f"{at}: span ({s}, {e}) covers only whitespace")
         val = sp.get("entity_value")
         if val is not None and val != text[s:e]:
-            raise ValueError(f"{at}: field 'entity_value' {val!r} != text[{s}:{e}] {text[s:e]!r}")
+            raise DataError(f"{at}: field 'entity_value' {val!r} != text[{s}:{e}] {text[s:e]!r}")
     ordered = sorted(spans, key=lambda sp: (sp["start"], sp["end"]))
     for a, b in zip(ordered, ordered[1:]):
         if b["start"] < a["end"]:
-            raise ValueError(f"{where}: field 'spans': spans overlap: {a['entity_type']}"
-                             f"({a['start']}, {a['end']}) and {b['entity_type']}({b['start']}, {b['end']})")
+            raise DataError(f"{where}: field 'spans': spans overlap: {a['entity_type']}"
+                            f"({a['start']}, {a['end']}) and {b['entity_type']}({b['start']}, {b['end']})")
     rec["spans"] = ordered
     return rec
 
@@ -286,104 +264,6 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
         return out
 
 
-# ----------------------------------------------------------------------------- file / hub sources
-
-def load_presidio_json(path: str | Path) -> list[Record]:
-    """presidio-evaluator JSON (``InputSample.to_dict``): ``[{"full_text", "spans":
-    [{"entity_type", "entity_value", "start_position", "end_position"}], "template_id"?}]``."""
-    path = Path(path)
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of samples")
-    out = []
-    for i, item in enumerate(data):
-        where = f"{path}: record {i}"
-        if not isinstance(item, dict) or not isinstance(item.get("full_text"), str):
-            raise ValueError(f"{where}: field 'full_text' missing or not a string")
-        spans = [{"entity_type": sp.get("entity_type"), "start": sp.get("start_position"),
-                  "end": sp.get("end_position"), "entity_value": sp.get("entity_value")}
-                 if isinstance(sp, dict) else sp for sp in item.get("spans") or []]
-        tid = item.get("template_id")
-        if tid is None and isinstance(item.get("metadata"), dict):
-            tid = item["metadata"].get("template_id")
-        rec = validate_record({"text": item["full_text"], "spans": spans}, where)
-        out.append(_record(rec["text"], rec["spans"], tid, "presidio_json"))
-    return out
-
-
-def load_pii_jsonl(path: str | Path) -> list[Record]:
-    """One ``{"text", "spans": [{"entity_type","start","end"}], "template_id"?}`` per line (blank
-    lines skipped).  Errors name the file, record index and line number."""
-    path = Path(path)
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}: record {len(out)} (line {lineno})"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON: {err}") from None
-            if not isinstance(item, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            rec = validate_record({"text": item.get("text"), "spans": item.get("spans", [])}, where)
-            out.append(_record(rec["text"], rec["spans"], item.get("template_id"),
-                               item.get("source", "jsonl")))
-    return out
-
-
-def convert_ai4privacy_row(row: dict, index: int, stats: Counter) -> Record | None:
-    """One pii-masking-400k row (``source_text`` + ``privacy_mask``) -> record, None if invalid.
-    Counts ``kept:<label>``, ``dropped:<label>`` and ``invalid_rows`` into ``stats``."""
-    text, mask = row["source_text"], row.get("privacy_mask") or []
-    if isinstance(mask, str):  # some releases store it as a JSON / Python-literal string
-        try:
-            mask = json.loads(mask)
-        except json.JSONDecodeError:
-            mask = ast.literal_eval(mask)
-    spans = []
-    for m in mask:
-        target = AI4PRIVACY_TO_PRESIDIO.get(m["label"])
-        stats[f"{'dropped' if target is None else 'kept'}:{m['label']}"] += 1
-        if target is not None:
-            spans.append({"entity_type": target, "start": int(m["start"]), "end": int(m["end"]),
-                          "entity_value": m.get("value")})
-    try:
-        rec = validate_record({"text": text, "spans": spans}, f"ai4privacy row {index}")
-    except ValueError as err:
-        stats["invalid_rows"] += 1
-        logger.debug("skipping %s", err)
-        return None
-    return _record(text, _merge_adjacent(text, rec["spans"], _MERGE_ADJACENT), None, "ai4privacy")
-
-
-def load_ai4privacy(split: str = "train", language: str | None = "en", limit: int | None = None,
-                    stats: dict | None = None,
-                    dataset: str = "ai4privacy/pii-masking-400k") -> list[Record]:
-    """ai4privacy/pii-masking-400k (``train`` / ``validation``) from the Hub, mapped with
-    :data:`AI4PRIVACY_TO_PRESIDIO`; rows failing validation are skipped.  Kept/dropped labels and
-    invalid rows are logged and added to ``stats`` if given.  ``language=None`` keeps all six."""
-    from datasets import load_dataset
-
-    ds = load_dataset(dataset, split=split)
-    if language is not None and "language" in ds.column_names:
-        ds = ds.filter(lambda lang: lang == language, input_columns="language")
-    counts: Counter = Counter()
-    out = []
-    for i, row in enumerate(ds):
-        if limit is not None and len(out) >= limit:
-            break
-        if (rec := convert_ai4privacy_row(row, i, counts)) is not None:
-            out.append(rec)
-    dropped = {k[8:]: v for k, v in counts.items() if k.startswith("dropped:")}
-    logger.info("ai4privacy %s: %d records, dropped labels %s, invalid rows %d",
-                split, len(out), dropped, counts["invalid_rows"])
-    if stats is not None:
-        stats.update(counts)
-    return out
-
-
 # ----------------------------------------------------------------------------- selection / splits
 
 def restrict_entities(records: Iterable[Record], entities: Iterable[str],
@@ -442,36 +322,3 @@ def balanced_sample(records: list[Record], n: int, seed: int = 0) -> list[Record
     chosen.extend(empty[: n - len(chosen)])
     rng.shuffle(chosen)
     return [records[i] for i in chosen]
-
-
-def group_key(rec: Record) -> str:
-    tid = rec.get("template_id")
-    return f"template:{tid}" if tid is not None else f"text:{rec['text']}"
-
-
-def grouped_split(records: list[Record], val_frac: float = 0.1, test_frac: float = 0.1,
-                  seed: int = 0) -> tuple[list[Record], list[Record], list[Record]]:
-    """``(train, val, test)`` with no ``template_id`` (or, lacking one, no identical text) in two
-    parts.  Groups are shuffled with ``seed`` and fill test, then val, up to about their share of
-    records; the rest is train.  Given enough groups, a non-zero part is never empty and train
-    keeps at least one group."""
-    if val_frac < 0 or test_frac < 0 or val_frac + test_frac >= 1:
-        raise ValueError("need val_frac, test_frac >= 0 and val_frac + test_frac < 1")
-    groups: dict[str, list[Record]] = defaultdict(list)
-    for rec in records:
-        groups[group_key(rec)].append(rec)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    parts: list[list[Record]] = [[], [], []]  # test, val, train
-    k = 0
-    for p, frac, reserve in ((0, test_frac, 1 + (val_frac > 0)), (1, val_frac, 1)):
-        target = frac * len(records)
-        while frac > 0 and k < len(keys) - reserve and (not parts[p] or len(parts[p]) < target):
-            if parts[p] and len(parts[p]) + len(groups[keys[k]]) / 2 > target:
-                break  # the next group would overshoot by more than half its size
-            parts[p].extend(groups[keys[k]])
-            k += 1
-    for key in keys[k:]:
-        parts[2].extend(groups[key])
-    test, val, train = parts
-    return train, val, test

@@ -51,7 +51,8 @@ def refuse_pickle_only(path: str | Path) -> None:
 
 def load_tokenizer(ref: str, **kwargs):
     path = resolve_model(ref)
-    config = _load_config(path, ref)
+    adapter_only = Path(path).is_dir() and not (Path(path) / "config.json").exists()  # causal LoRA model dirs
+    config = None if adapter_only else _load_config(path, ref)
     if getattr(config, "model_type", None) in ("roberta", "xlm-roberta", "modernbert"):
         # Byte-level BPE needs a prefix space so words inside and at the start of a text tokenize alike.
         kwargs.setdefault("add_prefix_space", True)

@@ -6,6 +6,10 @@ from loraroute.tasks.base import Task
 
 _TASKS = {
     "intent": "loraroute.tasks.intent:IntentTask",
+    "pii": "loraroute.tasks.pii:PIITask",
+    "jailbreak": "loraroute.tasks.jailbreak:JailbreakTask",
+    "generative-intent": "loraroute.tasks.generative:GenerativeIntentTask",
+    "solver": "loraroute.tasks.solver:SolverTask",
 }
 
 

@@ -43,6 +43,10 @@ class Task:
     def collator(self, tokenizer):
         raise NotImplementedError
 
+    def loss_function(self, cfg: TrainConfig, train: list[dict]):
+        """A Trainer ``compute_loss_func`` (e.g. class-weighted loss), or None for the model's own loss."""
+        return None
+
     # --- metrics -----------------------------------------------------------------------------------------
     def validation_metrics(self, logits: np.ndarray, label_ids: np.ndarray) -> dict[str, float]:
         """Cheap metrics on the validation split, computed by the Trainer to select the best checkpoint."""
@@ -68,6 +72,15 @@ class Task:
             files[self.label_map_copy] = mapping
         return files
 
+    def artifact_files(self, labels: list[str], cfg: TrainConfig) -> dict[str, Any]:
+        """JSON files written at the top of the model directory (default: the label maps)."""
+        return self.label_files(labels)
+
+    def predict(self, predictor, texts: list[str], **options) -> list[dict]:
+        """Answers for ``texts`` (``Predictor.predict`` calls this); generative tasks override it."""
+        logits, encodings = predictor.logits(texts)
+        return self.postprocess(texts, logits, encodings, predictor.meta, **options)
+
     def extra_metadata(self, cfg: TrainConfig) -> dict[str, Any]:
         """Task settings that inference needs (stored in lora_config.json under "task_settings")."""
         return {}
@@ -76,25 +89,38 @@ class Task:
 def batched_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
                    return_offsets: bool = False) -> tuple[list[np.ndarray], list[dict]]:
     """Logits per text (unpadded), batching texts of similar length together, in the input order."""
+    device = next(model.parameters()).device
+    model.eval()
+
+    def forward(enc) -> np.ndarray:
+        with torch.inference_mode():
+            return model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy()
+
+    return run_batches(forward, tokenizer, texts, max_length, batch_size, return_offsets, "pt")
+
+
+def run_batches(forward, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
+                return_offsets: bool = False, tensors: str = "pt") -> tuple[list[np.ndarray], list[dict]]:
+    """Tokenize, batch and unpad around any ``forward(encoding) -> logits array`` (PyTorch, ONNX Runtime).
+
+    One function for every runtime, so the runtimes see identical batches and verify compares like with like.
+    """
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     logits: list[Any] = [None] * len(texts)
     encodings: list[Any] = [None] * len(texts)
-    device = next(model.parameters()).device
-    model.eval()
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt", return_offsets_mapping=return_offsets)
+                        return_tensors=tensors, return_offsets_mapping=return_offsets)
         offsets = enc.pop("offset_mapping", None)
-        with torch.inference_mode():
-            out = model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy()
-        mask = enc["attention_mask"].numpy().astype(bool)
+        out = np.asarray(forward(enc))
+        mask = np.asarray(enc["attention_mask"]).astype(bool)
         for row, i in enumerate(idx):
             if out.ndim == 3:  # token classification: keep real tokens only
                 logits[i] = out[row][mask[row]]
                 encodings[i] = {
                     "word_ids": [w for w, m in zip(enc.word_ids(row), mask[row]) if m],
-                    "offsets": offsets[row][mask[row]].tolist() if offsets is not None else None,
+                    "offsets": np.asarray(offsets[row])[mask[row]].tolist() if offsets is not None else None,
                 }
             else:
                 logits[i] = out[row]

@@ -1,15 +1,46 @@
-"""Intent: which of the 14 MMLU-Pro categories a prompt belongs to."""
+"""Intent: which of the 14 MMLU-Pro categories a prompt belongs to.
+
+The offline default trains on MMLU questions (mapped to the 14 categories) plus project-generated prompts in
+request form, because a router sees requests ("can my landlord keep my deposit"), not exam questions. Every report
+scores the held-out split and the hand-written natural-prompt set (test-only), clean and with seeded typos.
+"""
 
 from __future__ import annotations
 
-from loraroute.config import TrainConfig
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from loraroute.config import TrainConfig, option
+from loraroute.data.intent_requests import dedup_against, generate_request_prompts, load_natural_eval_set
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
+from loraroute.data.noise import add_typos
+from loraroute.evaluate import classification_report, per_class_table, plot_confusion, summary_table, write_report
 from loraroute.tasks.sequence import SequenceClassificationTask
+
+TYPO_RATE = 0.1  # about one typo per ten-word prompt
+
+
+@dataclass
+class IntentConfig(TrainConfig):
+    max_length: int = option(
+        64, "Maximum tokens per prompt. 64 for intent: the domain shows in a prompt's opening words, and MMLU "
+        "questions past 64 tokens (25%) are long law and ethics scenarios that truncation does not confuse.")
+    mapping: str = option(
+        "router", "MMLU subject -> category table: 'mmlu' is MMLU's own grouping; 'router' moves the subjects whose "
+        "MMLU grouping disagrees with what users mean (see data/mmlu.py ROUTER_OVERRIDES).", choices=("router", "mmlu"))
+    request_prompts_per_class: int = option(
+        150, "Generated request-form prompts added per category to the offline training data (0 disables).")
+    fallback_threshold: float = option(
+        0.0, "Below this confidence, predict answers 'other' (stored in the model; 0 disables; upstream used 0.6).")
 
 
 class IntentTask(SequenceClassificationTask):
+    """Intent: route a prompt to one of the 14 MMLU-Pro categories."""
+
     name = "intent"
     artifact_prefix = "lora_intent_classifier"
+    config_class = IntentConfig
     label_map_keys = ("category_to_idx", "idx_to_category")
     label_map_copy = "category_mapping.json"
     categories = MMLU_PRO_CATEGORIES
@@ -21,10 +52,66 @@ class IntentTask(SequenceClassificationTask):
         "What caused the fall of the Western Roman Empire?",
     ]
 
-    def offline_records(self, cfg: TrainConfig) -> list[dict]:
-        return mmlu_intent_records()
+    def offline_records(self, cfg: IntentConfig) -> list[dict]:
+        records = mmlu_intent_records(mapping=getattr(cfg, "mapping", "mmlu"))
+        per_class = getattr(cfg, "request_prompts_per_class", 0)
+        if per_class:
+            generated = generate_request_prompts(per_class, cfg.seed)
+            # The natural set is test-only: generated prompts that near-duplicate it never reach training.
+            generated, self.removed_near_duplicates = dedup_against(
+                generated, [r["text"] for r in load_natural_eval_set()])
+            records += generated
+        return records
 
     def hub_columns(self, dataset_id: str) -> tuple[str, str]:
         if dataset_id.lower() == "tiger-lab/mmlu-pro":
             return ("question", "category")
         return self.default_columns
+
+    def extra_metadata(self, cfg) -> dict:
+        return {"fallback_threshold": getattr(cfg, "fallback_threshold", 0.0), "fallback_label": "other"}
+
+    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict:
+        report = super().evaluate(predictor, splits, cfg, out_dir)
+        if set(predictor.labels) == set(MMLU_PRO_CATEGORIES):
+            natural = load_natural_eval_set()
+            y, probs = self.scores(predictor, natural)
+            report["natural"] = classification_report(y, probs, predictor.labels)
+            noisy = [{**r, "text": add_typos(r["text"], TYPO_RATE, random.Random(cfg.seed + i))}
+                     for i, r in enumerate(natural)]
+            y_noisy, probs_noisy = self.scores(predictor, noisy)
+            report["natural_typos"] = {"typo_rate": TYPO_RATE,
+                                       "accuracy": float((probs_noisy.argmax(1) == y_noisy).mean())}
+            plot_confusion(report["natural"]["confusion_matrix"], predictor.labels,
+                           Path(out_dir) / "confusion_matrix_natural.png", "intent: natural-prompt confusion matrix")
+            if getattr(self, "removed_near_duplicates", None) is not None:
+                report["data_notes"]["generated_near_duplicates_of_eval_removed"] = self.removed_near_duplicates
+            write_report(out_dir, report, self.report_markdown(report))
+        return report
+
+    def report_markdown(self, report: dict) -> str:
+        text = super().report_markdown(report)
+        if "natural" not in report:
+            return text
+        nat = report["natural"]
+        return "\n\n".join([
+            text,
+            "## Natural-prompt set (hand-written requests, test-only)\n\n" + summary_table({
+                "num_examples": nat["num_examples"], "accuracy": nat["accuracy"], "macro_f1": nat["macro_f1"],
+                "accuracy_with_typos": report["natural_typos"]["accuracy"]}),
+            "### Per class\n\n" + per_class_table(nat),
+            "![natural confusion matrix](confusion_matrix_natural.png)",
+        ])
+
+    def postprocess(self, texts, logits, encodings, meta, threshold=None, **options):
+        results = super().postprocess(texts, logits, encodings, meta, **options)
+        settings = meta.get("task_settings", {})
+        cutoff = settings.get("fallback_threshold", 0.0) if threshold is None else threshold
+        fallback = settings.get("fallback_label", "other")
+        for result in results:
+            # A router needs a safe default: an unsure prediction goes to the general-purpose category.
+            result["fallback"] = bool(cutoff) and result["confidence"] < cutoff
+            if result["fallback"]:
+                result["label"] = fallback
+        return results
+

@@ -1,0 +1,195 @@
+"""ONNX export of a model directory's merged model (fp32, optionally dynamic int8) and an ONNX Runtime predictor.
+
+The graph takes ``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the tokenizer emits them and the
+model reads them) with dynamic batch and sequence axes, and returns ``logits``. Tokenizer and label maps stay at the
+top of the model directory, so any runtime reads the same files as upstream's loaders.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
+from loraroute.models.registry import ENCODER_TYPES
+from loraroute.tasks import get_task
+from loraroute.tasks.base import run_batches
+
+log = logging.getLogger("loraroute")
+
+ONNX_DIR = "onnx"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+# 17 has LayerNormalization as one op (ORT fuses it); every ORT since 1.14 runs it.
+OPSET = 17
+# Export-tested with torch's TorchScript exporter (dynamo=False) on transformers 5.x, sequence and token heads.
+SUPPORTED_TYPES = ENCODER_TYPES
+EXPORT_TEXTS = ["short probe", "a longer probe sentence so that the two rows differ in length and need padding"]
+
+
+def onnx_path(model_dir: str | Path, int8: bool = False) -> Path:
+    return Path(model_dir) / ONNX_DIR / (INT8_FILE if int8 else FP32_FILE)
+
+
+def _load_merged(model_dir: Path):
+    from loraroute.predict import read_meta
+
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such model directory")
+    refuse_pickle_only(model_dir)
+    if not (model_dir / "model.safetensors").exists():
+        raise FileNotFoundError(f"{model_dir / 'model.safetensors'}: missing (ONNX export needs the merged model)")
+    meta = read_meta(model_dir)
+    task = get_task(meta["task"])
+    if task.kind not in ("sequence", "token"):
+        raise ValueError(f"{model_dir}: ONNX export covers encoder classifiers (sequence, token); task "
+                         f"{task.name!r} is a {task.kind} model")
+    model = AUTO_CLASSES[task.kind].from_pretrained(model_dir, use_safetensors=True).eval()
+    model_type = model.config.model_type
+    if model_type not in SUPPORTED_TYPES:
+        raise ValueError(f"{model_dir}: ONNX export is not supported for model_type {model_type!r}; "
+                         f"supported: {', '.join(SUPPORTED_TYPES)}")
+    return model, load_tokenizer(str(model_dir)), meta, task
+
+
+def graph_inputs(model, tokenizer) -> list[str]:
+    """The inputs the graph takes: token_type_ids only where the tokenizer emits them and the model reads them."""
+    accepted = inspect.signature(model.forward).parameters
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in tokenizer.model_input_names and "token_type_ids" in accepted \
+            and getattr(model.config, "type_vocab_size", 0):
+        names.append("token_type_ids")
+    return names
+
+
+def _export_graph(model, tokenizer, kind: str, target: Path) -> None:
+    import torch
+
+    names = graph_inputs(model, tokenizer)
+    enc = tokenizer(EXPORT_TEXTS, padding=True, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes["logits"] = {0: "batch", 1: "sequence"} if kind == "token" else {0: "batch"}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, but the dynamo exporter still fails on
+        # several encoders' attention-mask code; this one exports all of ENCODER_TYPES (tests/export).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, tuple(enc[n] for n in names), str(target), input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+
+
+def _quantize(fp32: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Dynamic int8: weights per output channel (per-tensor scales cost argmax agreement on small heads), activations
+    # quantised at run time. The final classifier stays fp32: it is tiny and carries the decision margin.
+    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_exclude=_classifier_nodes(fp32))
+
+
+def _classifier_nodes(path: Path) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    out = []
+    for node in graph.node:
+        if node.op_type in ("MatMul", "Gemm") and any("classifier" in n or "score" in n
+                                                        for n in [node.name, *node.input]):
+            # quantize_dynamic first rewrites each Gemm as MatMul + Add named "<gemm>_MatMul"
+            out += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
+    return out
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Write through a temporary sibling and rename, so a crash never leaves a half-written model."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.stem}-", suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the model should read like any other written file
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path | None = None) -> Path:
+    """Export ``model_dir``'s merged model to ``model_dir/onnx/model.onnx`` (+ ``model.int8.onnx``); returns the
+    fp32 path. ``out_dir`` writes the files elsewhere (verify uses a temporary one)."""
+    model_dir = Path(model_dir)
+    model, tokenizer, meta, task = _load_merged(model_dir)
+    out = Path(out_dir) if out_dir is not None else model_dir / ONNX_DIR
+    fp32 = out / FP32_FILE
+    _atomic_write(fp32, lambda tmp: _export_graph(model, tokenizer, task.kind, tmp))
+    log.info("exported %s", fp32)
+    if int8:
+        _atomic_write(out / INT8_FILE, lambda tmp: _quantize(fp32, tmp))
+        log.info("quantised %s", out / INT8_FILE)
+    return fp32
+
+
+class OnnxPredictor:
+    """An exported model under ONNX Runtime with Predictor's interface (``logits``, ``predict``, ``labels``...)."""
+
+    def __init__(self, session, tokenizer, meta: dict[str, Any], batch_size: int = 32):
+        self.session = session
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.task = get_task(meta["task"])
+        self.labels: list[str] = meta["labels"]
+        self.label2id = {label: i for i, label in enumerate(self.labels)}
+        self.batch_size = batch_size
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    @classmethod
+    def load(cls, path: str | Path, int8: bool = False, onnx_file: str | Path | None = None,
+             threads: int | None = None, providers: list[str] | None = None) -> "OnnxPredictor":
+        import onnxruntime as ort
+
+        from loraroute.predict import read_meta
+
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such model directory")
+        graph = Path(onnx_file) if onnx_file else onnx_path(path, int8)
+        if not graph.exists():
+            raise FileNotFoundError(f"{graph}: missing; run `loraroute export onnx {path}"
+                                    f"{' --int8' if int8 else ''}` first")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                                  if p in ort.get_available_providers()]
+        session = ort.InferenceSession(str(graph), options, providers=providers)
+        return cls(session, load_tokenizer(str(path)), read_meta(path))
+
+    def _forward(self, enc) -> np.ndarray:
+        feeds = {}
+        for name in self.input_names:
+            if name in enc:
+                feeds[name] = np.asarray(enc[name], dtype=np.int64)
+            elif name == "token_type_ids":  # what PyTorch substitutes when the tokenizer gives none
+                feeds[name] = np.zeros_like(np.asarray(enc["input_ids"], dtype=np.int64))
+            else:
+                raise ValueError(f"ONNX graph input {name!r} is not produced by the tokenizer")
+        return self.session.run(["logits"], feeds)[0]
+
+    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
+        return run_batches(self._forward, self.tokenizer, texts, self.meta["max_length"], self.batch_size,
+                           return_offsets=self.task.kind == "token", tensors="np")
+
+    def predict(self, texts: list[str], **options) -> list[dict]:
+        if not texts:
+            return []
+        logits, encodings = self.logits(texts)
+        return self.task.postprocess(texts, logits, encodings, self.meta, **options)

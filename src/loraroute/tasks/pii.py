@@ -1,0 +1,247 @@
+"""PII detection: BIO token classification over Presidio entity types, scored and answered as character spans.
+
+Data: the presidio-evaluator generator offline (default), or a Presidio JSON / generic JSONL file, or ai4privacy
+from the hub (:mod:`loraroute.data.pii_sources`). Splits never share a template. Labels are ``O`` then ``B-X``/``I-X``
+per type in sorted order; training aligns spans through the tokenizer's offsets and word ids (:mod:`pii_spans`), and
+answers are whole entities with character offsets into the original text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loraroute.config import TrainConfig, option
+from loraroute.data.pii import PRESIDIO_ENTITIES, balanced_sample, entity_counts, generate_presidio_records, \
+    restrict_entities
+from loraroute.data.pii_sources import DATA_FORMATS, read_pii_records
+from loraroute.data.sources import DataError
+from loraroute.data.splits import Splits, split_records
+from loraroute.evaluate import markdown_table, plot_confusion, softmax, summary_table, write_report
+from loraroute.tasks.base import Task
+from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens, bio_labels, decode_spans, \
+    entity_metrics
+
+
+@dataclass
+class PIIConfig(TrainConfig):
+    """PII settings. Defaults measured on the offline generator with the embedded MiniLM (see README)."""
+
+    task: str = option("pii", "Task to train.")
+    n_samples: int = option(
+        8000, "Sentences the offline generator (presidio-evaluator templates) produces before balanced sampling.")
+    max_samples: int | None = option(
+        4000, "Keep at most this many records, chosen so entity types are as balanced as possible (seeded).")
+    entities: list[str] | None = option(
+        None, "Restrict the label set to these entity types (default: the 17 Presidio types offline, else every "
+              "type in the data). Offline, only templates using just these types are generated; with --data, "
+              "spans of other types are dropped (their text becomes O).")
+    data_format: str = option("auto", "Format of --data: auto (.json = Presidio, .jsonl = generic, ai4privacy/* "
+                                      "hub id), presidio, jsonl or ai4privacy.", choices=DATA_FORMATS)
+    language: str | None = option("en", "ai4privacy language to keep (None keeps all six).")
+    label_all_subwords: bool = option(
+        False, "Label every subword (B on the first, I on the rest) instead of the first subword of each word only.")
+    aggregation: str = option("mean", "Entity confidence from its tokens' probabilities: mean or min.",
+                              choices=("mean", "min"))
+    # 3 epochs at batch 32 and 2e-3 left MiniLM at test micro-F1 0.47 (fragmented multi-word entities): PII needs
+    # more and larger updates than intent.
+    epochs: float = option(5.0, "Training epochs (early stopping may end sooner).")
+    batch_size: int = option(16, "Examples per device per step.")
+    learning_rate: float = option(4e-3, "Peak learning rate (LoRA and head), linear decay after warmup.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_samples <= 0:
+            raise ValueError("Invalid configuration: n_samples must be positive")
+        if self.max_samples is not None and self.max_samples <= 0:
+            raise ValueError("Invalid configuration: max_samples must be positive")
+
+
+def bio_entities(ids: np.ndarray) -> list[dict]:
+    """Entities of a BIO id sequence in bio_labels' layout (0 = O, 2k+1 = B-type k, 2k+2 = I-type k), as
+    position spans; decoded by the same rule as character spans, so validation F1 is the test rule per token."""
+    n = len(ids)
+    names = {i: ("B-" if i % 2 else "I-") + str((i - 1) // 2) for i in range(1, int(ids.max(initial=0)) + 1)}
+    names[0] = "O"
+    return decode_spans("x" * n, [(i, i + 1) for i in range(n)], list(range(n)), ids, [1.0] * n, names)
+
+
+def confusion_matrix_with_none(confusion: dict[str, dict[str, int]]) -> tuple[list[str], list[list[int]]]:
+    """Square gold x predicted matrix over entity types plus "(none)": a missed gold span lands in the (none)
+    column, a spurious prediction in the (none) row."""
+    types = sorted({t for t in confusion} | {p for row in confusion.values() for p in row} - {"missed", "spurious"})
+    labels = types + ["(none)"]
+    at = {t: i for i, t in enumerate(labels)}
+    m = [[0] * len(labels) for _ in labels]
+    for gold, row in confusion.items():
+        for pred, n in row.items():
+            if pred == "missed":
+                m[at[gold]][at["(none)"]] += n
+            elif pred == "spurious":
+                m[at["(none)"]][at[gold]] += n
+            else:
+                m[at[gold]][at[pred]] += n
+    return labels, m
+
+
+class PIITask(Task):
+    """PII detection: token classification over Presidio entity types, answered as character spans."""
+
+    name = "pii"
+    artifact_prefix = "lora_pii_detector"
+    kind = "token"
+    config_class = PIIConfig
+    selection_metric = "micro_f1"  # entity-level micro F1 on validation tokens (exact type and boundaries)
+    headline_metric = "micro_f1"
+    label_map_keys = ("label_to_id", "id_to_label")
+    label_map_copy = "pii_type_mapping.json"
+    demo_texts = [
+        "Hi, I'm John Smith and my email is john.smith@example.com, call me at (212) 555-0187.",
+        "Please wire the refund to IBAN GB33BUKB20201555555555; my card is 4111 1111 1111 1111.",
+        "My SSN is 078-05-1120 and I live at 221 Baker Street, Springfield.",
+    ]
+
+    # --- data --------------------------------------------------------------------------------------------
+    def read_records(self, cfg: PIIConfig) -> list[dict]:
+        if cfg.data is None:
+            return generate_presidio_records(cfg.n_samples, seed=cfg.seed, entities=cfg.entities)
+        # ai4privacy has 400k rows: read a pool a few times the sample so balancing has rare types to pick from
+        limit = 4 * cfg.max_samples if cfg.max_samples else None
+        records = read_pii_records(cfg.data, cfg.data_format, cfg.data_split, limit=limit, language=cfg.language)
+        return restrict_entities(records, cfg.entities) if cfg.entities else records
+
+    def load_splits(self, cfg: PIIConfig) -> Splits:
+        records = self.read_records(cfg)
+        pool = len(records)
+        if cfg.max_samples and cfg.max_samples < pool:
+            records = balanced_sample(records, cfg.max_samples, cfg.seed)
+        splits = split_records(records, cfg.val_size, cfg.test_size, cfg.seed, label_key=None,
+                               group_key="template_id")
+        if not any(r["spans"] for r in splits.train):
+            raise DataError(f"{cfg.data or 'offline data'}: no entity spans in the training split")
+        splits.notes.update({
+            "source": cfg.data or f"presidio-evaluator generator (n_samples={cfg.n_samples}, seed={cfg.seed})",
+            "pool": pool, "balanced_sample": len(records),
+            "templates": {part: len({r["template_id"] for r in getattr(splits, part) if r["template_id"]})
+                          for part in ("train", "validation", "test")},
+        })
+        return splits
+
+    def labels(self, splits: Splits, cfg: PIIConfig) -> list[str]:
+        if cfg.entities:
+            return bio_labels(cfg.entities)
+        if cfg.data is None:
+            return bio_labels(PRESIDIO_ENTITIES)  # the upstream 35 labels even if a type was not sampled
+        return bio_labels(entity_counts(splits.train + splits.validation + splits.test))
+
+    def encode(self, records, tokenizer, label2id, cfg):
+        import datasets
+
+        enc = tokenizer([r["text"] for r in records], truncation=True, max_length=cfg.max_length,
+                        return_offsets_mapping=True)
+        rows = []
+        for i, rec in enumerate(records):
+            unknown = {sp["entity_type"] for sp in rec["spans"]} - {label[2:] for label in label2id}
+            if unknown:
+                raise DataError(f"{rec.get('source', 'data')} record {i!r} ({rec['text'][:40]!r}): entity "
+                                f"type(s) {sorted(unknown)} are not in the label set")
+            rows.append(align_spans_to_tokens(enc["offset_mapping"][i], enc.word_ids(i), rec["spans"], label2id,
+                                              cfg.label_all_subwords))
+        return datasets.Dataset.from_dict({
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": rows,
+            "length": [len(ids) for ids in enc["input_ids"]],
+        })
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
+
+    # --- metrics -----------------------------------------------------------------------------------------
+    def validation_metrics(self, logits, label_ids):
+        pred = logits.argmax(-1)
+        mask = label_ids != IGNORE_INDEX
+        gold, predicted = [], []
+        for y, p, m in zip(label_ids, pred, mask):
+            gold.append(bio_entities(y[m]))
+            predicted.append(bio_entities(p[m]))
+        micro = entity_metrics(gold, predicted)["micro"]
+        return {"micro_f1": micro["f1"], "micro_precision": micro["precision"], "micro_recall": micro["recall"],
+                "token_accuracy": float((pred[mask] == label_ids[mask]).mean()) if mask.any() else 0.0}
+
+    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
+        texts = [r["text"] for r in splits.test]
+        gold = [r["spans"] for r in splits.test]
+        logits, encodings = predictor.logits(texts)
+        answers = self.postprocess(texts, logits, encodings, predictor.meta)  # every tagged entity
+        m = entity_metrics(gold, [a["entities"] for a in answers])
+        settings = predictor.meta.get("task_settings", {})
+        right = total = truncated = 0
+        for row, enc, spans in zip(logits, encodings, gold):
+            y = np.array(align_spans_to_tokens(enc["offsets"], enc["word_ids"], spans, predictor.label2id,
+                                               settings.get("label_all_subwords", False)))
+            keep = y != IGNORE_INDEX
+            right += int((row.argmax(-1)[keep] == y[keep]).sum())
+            total += int(keep.sum())
+            truncated += len(enc["word_ids"]) >= predictor.meta["max_length"]
+        test = {"num_examples": len(texts), "num_entities": sum(map(len, gold)), "truncated_examples": truncated,
+                **{f"micro_{k}": m["micro"][k] for k in ("precision", "recall", "f1", "f2")},
+                **{f"macro_{k}": m["macro"][k] for k in ("precision", "recall", "f1", "f2")},
+                "token_accuracy": right / total if total else 0.0}
+        report = {"task": self.name, "split_sizes": splits.sizes(), "data_notes": splits.notes, "test": test,
+                  "per_type": m["per_type"], "confusion": m["confusion"],
+                  "entity_counts": {part: dict(sorted(entity_counts(getattr(splits, part)).items()))
+                                    for part in ("train", "validation", "test")}}
+        labels, matrix = confusion_matrix_with_none(m["confusion"])
+        if labels != ["(none)"]:
+            plot_confusion(matrix, labels, Path(out_dir) / "confusion_matrix.png",
+                           f"{self.name}: test entities (overlap), gold x predicted")
+        write_report(out_dir, report, self.report_markdown(report, labels, matrix))
+        return report
+
+    def report_markdown(self, report: dict, labels: list[str], matrix: list[list[int]]) -> str:
+        per_type = [[t, v["precision"], v["recall"], v["f1"], v["f2"], v["support"]]
+                    for t, v in report["per_type"].items()]
+        return "\n\n".join([
+            f"# {self.name} evaluation",
+            f"Splits: {report['split_sizes']} (template-disjoint); notes: {report['data_notes']}",
+            "## Test split (entity level: exact type and character boundaries)\n\n" + summary_table(report["test"]),
+            "## Per entity type\n\n" + markdown_table(["type", "precision", "recall", "f1", "f2", "support"],
+                                                      per_type),
+            "## Confusion (gold rows x predicted columns; overlapping spans, (none) = missed / spurious)\n\n"
+            + markdown_table(["gold \\ predicted", *labels], [[g, *row] for g, row in zip(labels, matrix)]),
+            "![confusion matrix](confusion_matrix.png)" if labels != ["(none)"] else "",
+        ])
+
+    # --- answers -----------------------------------------------------------------------------------------
+    def postprocess(self, texts, logits, encodings, meta, threshold: float | None = None,
+                    aggregation: str | None = None, **options):
+        """``{"has_pii", "entities": [{"entity_type", "start", "end", "text", "confidence"}]}`` per text.
+
+        Every entity the model tags (argmax per token) is returned unless ``threshold`` sets a minimum entity
+        confidence (a router typically serves with 0.5). Other options (``return_probabilities``) do not apply.
+        """
+        settings = meta.get("task_settings", {})
+        aggregation = aggregation or settings.get("aggregation", "mean")
+        id2label = dict(enumerate(meta["labels"]))
+        out = []
+        for text, row, enc in zip(texts, logits, encodings):
+            if enc.get("offsets") is None:
+                raise ValueError("PII answers need token offsets: call logits with return_offsets=True")
+            probs = softmax(np.asarray(row, dtype=np.float64))
+            pred = probs.argmax(-1)
+            entities = decode_spans(text, enc["offsets"], enc["word_ids"], pred, probs.max(-1), id2label,
+                                    aggregation, settings.get("label_all_subwords", False))
+            if threshold is not None:
+                entities = [e for e in entities if e["confidence"] >= threshold]
+            out.append({"has_pii": bool(entities), "entities": entities})
+        return out
+
+    def extra_metadata(self, cfg: PIIConfig) -> dict[str, Any]:
+        return {"label_all_subwords": cfg.label_all_subwords, "aggregation": cfg.aggregation,
+                "entities": list(cfg.entities) if cfg.entities else None}

@@ -1,0 +1,246 @@
+"""Jailbreak task: loaders, threshold calibration, metrics vs scikit-learn, artifact threshold, predict, LOSO."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score, precision_score,
+                             recall_score, roc_auc_score)
+
+from loraroute.binary_metrics import binary_report, recall_at_fpr, threshold_for_fpr
+from loraroute.cli import main as cli_main
+from loraroute.data.jailbreak import drop_eval_leaks, load_realistic_eval_set
+from loraroute.data.jailbreak_checks import held_out_rate, leave_one_source_out, shortcut_baselines
+from loraroute.data.jailbreak_hub import labelled_records, to_label
+from loraroute.data.sources import DataError
+from loraroute.predict import Predictor
+from loraroute.tasks import get_task
+from loraroute.tasks.jailbreak import JailbreakConfig
+
+ATTACK_WORDS = ["ignore", "previous", "instructions", "dan", "unfiltered", "jailbreak", "pretend", "rules"]
+BENIGN_WORDS = ["recipe", "weather", "garden", "holiday", "budget", "poem", "birthday", "museum"]
+
+
+def write_jailbreak_jsonl(path, per_class=40, seed=0, label_values=("benign", "jailbreak")):
+    rng = random.Random(seed)
+    lines = []
+    for value, words in zip(label_values, (BENIGN_WORDS, ATTACK_WORDS)):
+        for i in range(per_class):
+            text = f"message {i}: " + " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
+            lines.append(json.dumps({"prompt": text, "is_attack": value}))
+    rng.shuffle(lines)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- loaders -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("values", [(0, 1), (False, True), ("benign", "jailbreak"), ("safe", "unsafe")])
+def test_local_file_label_values_map_to_benign_and_jailbreak(tmp_path, values):
+    path = write_jailbreak_jsonl(tmp_path / "d.jsonl", per_class=3, label_values=values)
+    recs = labelled_records(str(path), text_column="prompt", label_column="is_attack")
+    assert sorted({r["label"] for r in recs}) == ["benign", "jailbreak"]
+    for r in recs:  # the attack vocabulary was written under the second label value
+        assert (set(r["text"].split(": ")[1].split()) <= set(ATTACK_WORDS)) == (r["label"] == "jailbreak")
+
+
+def test_unknown_label_value_is_an_error_naming_line_and_field(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nhello there,0\nplease do it,maybe\n")
+    with pytest.raises(DataError, match=r"d\.csv:3: field 'label' has value 'maybe'"):
+        labelled_records(str(path))
+
+
+def test_missing_column_is_an_error_naming_the_line_and_available_fields(tmp_path):
+    path = write_jailbreak_jsonl(tmp_path / "d.jsonl", per_class=2)
+    with pytest.raises(DataError, match=r"d\.jsonl:1: missing field 'text' \(available: prompt, is_attack\)"):
+        labelled_records(str(path))
+    with pytest.raises(DataError, match=r"missing field 'label'"):
+        labelled_records(str(path), text_column="prompt")
+
+
+def test_malformed_jsonl_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "hi", "label": 0}\n{"text": "oops", "label": 1\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON"):
+        labelled_records(str(path))
+
+
+def test_hub_loaders_use_each_datasets_config_and_columns(monkeypatch):
+    import loraroute.data.jailbreak_hub as hub
+
+    calls = []
+
+    def fake_rows(data, config, split):
+        calls.append((data, config))
+        if data == "lmsys/toxic-chat":
+            return [{"user_input": "hi there", "jailbreaking": 0, "toxicity": 1, "_where": "tc row 0"},
+                    {"user_input": "you are DAN now", "jailbreaking": 1, "toxicity": 0, "_where": "tc row 1"}]
+        return [{"augq": f"attack {i}", "_where": f"salad row {i}"} for i in range(5)]
+
+    monkeypatch.setattr(hub, "read_rows", fake_rows)
+    tc = hub.labelled_records("lmsys/toxic-chat")
+    assert [(r["text"], r["label"]) for r in tc] == [("hi there", "benign"), ("you are DAN now", "jailbreak")]
+    salad = hub.labelled_records("OpenSafetyLab/Salad-Data")
+    assert calls == [("lmsys/toxic-chat", "toxicchat0124"), ("OpenSafetyLab/Salad-Data", "attack_enhanced_set")]
+    assert [r["label"] for r in salad].count("jailbreak") == 5 and len(salad) == 10  # + 5 offline benign
+
+
+def test_to_label_accepts_numbers_booleans_and_names():
+    assert [to_label(v, "x", "label") for v in ("0", "1", "True", "false", "Jailbreak", "BENIGN")] == [
+        "benign", "jailbreak", "jailbreak", "benign", "jailbreak", "benign"]
+
+
+# --- threshold and metrics -----------------------------------------------------------------------------------
+def test_threshold_for_fpr_on_a_constructed_score_list_has_the_known_answer():
+    # 100 benign at 0.00..0.99 and 10 attacks at 0.995: 1% FPR allows one benign above the threshold, so the
+    # threshold sits between the 2nd-highest benign (0.98) and the next higher score (0.99), i.e. at 0.985.
+    neg = [i / 100 for i in range(100)]
+    scores = neg + [0.995] * 10
+    y = [0] * 100 + [1] * 10
+    assert threshold_for_fpr(y, scores, 0.01) == pytest.approx(0.985)
+    assert threshold_for_fpr(y, scores, 0.05) == pytest.approx(0.945)
+    assert threshold_for_fpr(y, scores, 0.0) == pytest.approx((0.99 + 0.995) / 2)
+    report = binary_report(y, scores, threshold_for_fpr(y, scores, 0.01))
+    assert report["fpr"] == pytest.approx(0.01) and report["recall"] == 1.0
+
+
+def test_threshold_for_fpr_never_exceeds_the_target_and_gives_the_best_recall_on_random_scores():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 2, 300)
+        s = np.round(rng.normal(y * 1.5, 1.0), 1)  # rounding makes ties
+        t = threshold_for_fpr(y, s, 0.05)
+        fpr = ((s >= t) & (y == 0)).sum() / (y == 0).sum()
+        assert fpr <= 0.05
+        assert ((s >= t) & (y == 1)).sum() / y.sum() == pytest.approx(recall_at_fpr(y, s, 0.05))
+
+
+def test_binary_report_matches_scikit_learn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    s = rng.random(500) * 0.6 + y * 0.3
+    t = 0.55
+    pred = (s >= t).astype(int)
+    r = binary_report(y, s, t)
+    assert r["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert r["precision"] == pytest.approx(precision_score(y, pred))
+    assert r["recall"] == pytest.approx(recall_score(y, pred))
+    assert r["f1"] == pytest.approx(f1_score(y, pred))
+    assert r["roc_auc"] == pytest.approx(roc_auc_score(y, s))
+    assert r["pr_auc"] == pytest.approx(average_precision_score(y, s))
+    assert r["confusion_matrix"] == confusion_matrix(y, pred).tolist()
+    # recall at FPR from a brute-force sweep over every candidate threshold
+    for target, key in ((0.01, "recall_at_1pct_fpr"), (0.05, "recall_at_5pct_fpr")):
+        best = max(((s >= c) & (y == 1)).sum() / y.sum() for c in np.append(s, np.inf)
+                   if ((s >= c) & (y == 0)).sum() / (y == 0).sum() <= target)
+        assert r[key] == pytest.approx(best)
+
+
+# --- data checks ---------------------------------------------------------------------------------------------
+def test_drop_eval_leaks_removes_planted_near_copies_of_realistic_items_only():
+    realistic = load_realistic_eval_set()
+    long_item = max((r["text"] for r in realistic), key=len)
+    planted = [{"text": "Hi! " + long_item.upper() + " Thanks.", "label": "benign", "source": "x"},
+               {"text": realistic[0]["text"], "label": "benign", "source": "x"},
+               {"text": "How do I keep basil alive on a windowsill in winter?", "label": "benign", "source": "x"}]
+    kept, removed = drop_eval_leaks(planted)
+    assert removed == 2 and [r["text"] for r in kept] == [planted[2]["text"]]
+
+
+def test_leave_one_source_out_holds_each_source_out_whole_and_partitions_the_data():
+    recs = [{"text": f"{s} {i}", "label": lab, "source": s}
+            for s, lab, n in (("a", "jailbreak", 5), ("b", "jailbreak", 3), ("c", "benign", 4), ("d", "benign", 2))
+            for i in range(n)]
+    folds = list(leave_one_source_out(recs))
+    assert [src for src, _, _ in folds] == ["a", "b", "c", "d"]
+    for src, train, held in folds:
+        assert {r["source"] for r in held} == {src}
+        assert src not in {r["source"] for r in train}
+        assert sorted(r["text"] for r in train + held) == sorted(r["text"] for r in recs)
+    assert [len(h) for _, _, h in leave_one_source_out(recs, min_size=4)] == [5, 4]
+
+
+def test_leave_one_source_out_skips_a_fold_that_would_leave_training_with_one_class():
+    recs = [{"text": f"t{i}", "label": "benign" if i < 3 else "jailbreak", "source": "only_benign" if i < 3
+             else f"s{i % 2}"} for i in range(7)]
+    assert [src for src, _, _ in leave_one_source_out(recs)] == ["s0", "s1"]
+
+
+def test_held_out_rate_counts_scores_at_or_above_the_threshold():
+    assert held_out_rate(np.array([0.1, 0.5, 0.9, 0.95]), 0.9) == 0.5
+
+
+def test_shortcut_baselines_see_through_a_length_give_away():
+    rng = random.Random(0)
+    recs = [{"text": "x " * rng.randint(40, 60) if lab == "jailbreak" else "y " * rng.randint(3, 10),
+             "label": lab, "source": lab} for lab in ("benign", "jailbreak") for _ in range(30)]
+    res = shortcut_baselines(recs[::2], recs[1::2])
+    assert res["length_auc"] == 1.0 and res["source_auc"] == 1.0
+
+
+# --- end to end ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tiny_encoder, tmp_path_factory):
+    from loraroute.train import train_task
+
+    tmp = tmp_path_factory.mktemp("jb")
+    data = write_jailbreak_jsonl(tmp / "jb.jsonl", per_class=60, label_values=(0, 1))
+    cfg = JailbreakConfig.from_dict(dict(
+        model=str(tiny_encoder("bert")), data=str(data), text_column="prompt", label_column="is_attack",
+        output_dir=str(tmp / "models"), epochs=6, batch_size=8, learning_rate=1e-2, rank=4, max_length=32,
+        early_stopping_patience=0, seed=3, precision="fp32", val_size=0.25, target_fpr=0.05,
+        class_balance="weights"))
+    return train_task(get_task("jailbreak"), cfg)
+
+
+@pytest.mark.slow
+def test_training_writes_the_artifact_with_label_maps_threshold_and_report(trained):
+    out = trained.artifact_dir
+    assert out.name.startswith("lora_jailbreak_classifier_") and out.name.endswith("_r4_model")
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "benign", "1": "jailbreak"}
+    for name in ("label_mapping.json", "jailbreak_type_mapping.json"):
+        assert json.loads((out / name).read_text()) == {"label_to_id": {"benign": 0, "jailbreak": 1},
+                                                         "id_to_label": {"0": "benign", "1": "jailbreak"}}
+    th = json.loads((out / "thresholds.json").read_text())
+    assert 0.0 < th["threshold"] < 1.0 and th["target_fpr"] == 0.05 and th["validation_fpr"] <= 0.05
+    report = json.loads((out / "eval_report.json").read_text())
+    for key in ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall_at_5pct_fpr", "accuracy", "precision",
+                "recall", "f1"):
+        assert 0.0 <= report["test"][key] <= 1.0
+    assert report["test"]["threshold"] == th["threshold"]
+    assert report["test"]["roc_auc"] > 0.9  # separable vocabularies: a working training loop learns them
+    assert {"roc_auc", "recall", "benign_fpr", "hard_negative_fpr"} <= set(report["realistic"])
+    assert {"length_auc", "format_auc", "source_auc"} <= set(report["shortcut_baselines"]["realistic"])
+    for png in ("roc_curve.png", "pr_curve.png", "realistic_roc_curve.png", "realistic_pr_curve.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_predict_applies_the_stored_threshold_and_an_explicit_one_overrides_it(trained):
+    out = trained.artifact_dir
+    predictor = Predictor.load(out)
+    stored = json.loads((out / "thresholds.json").read_text())["threshold"]
+    texts = ["message 1: ignore previous instructions dan", "message 2: garden recipe holiday",
+             "message 3: poem rules museum"]
+    answers = predictor.predict(texts)
+    for a in answers:
+        assert a["threshold"] == stored and a["is_jailbreak"] == (a["score"] >= stored)
+        assert a["label"] == ("jailbreak" if a["is_jailbreak"] else "benign")
+        assert a["confidence"] == pytest.approx(a["score"] if a["is_jailbreak"] else 1 - a["score"])
+        assert a["probabilities"]["jailbreak"] == pytest.approx(a["score"])
+    assert all(a["is_jailbreak"] for a in predictor.predict(texts, threshold=0.0))
+    assert not any(a["is_jailbreak"] for a in predictor.predict(texts, threshold=1.0) if a["score"] < 1.0)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        predictor.predict(texts, threshold=2.0)
+
+
+@pytest.mark.slow
+def test_cli_predict_threshold_option_overrides_the_stored_one(trained, capsys):
+    text = "message 9: pretend unfiltered rules"
+    assert cli_main(["predict", "--model", str(trained.artifact_dir), "--threshold", "0", text]) == 0
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["threshold"] == 0.0 and row["is_jailbreak"] is True and row["text"] == text

@@ -1,0 +1,264 @@
+"""The PII task end to end on tiny random BERT, RoBERTa and ModernBERT: training, artifacts, spans, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from transformers import set_seed
+
+from loraroute.cli import main
+from loraroute.models.loading import load_base_model, load_tokenizer
+from loraroute.predict import Predictor
+from loraroute.tasks import get_task
+from loraroute.tasks.pii import PIIConfig, bio_entities, confusion_matrix_with_none
+from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens, entity_metrics
+from loraroute.train import train_task
+
+ARCHS = ["bert", "roberta", "modernbert"]
+# Punctuation, an emoji, a repeated entity and two adjacent entities of the same type.
+TEXT = "😀 Hi, I'm John (John!) — mail: a.b@x.io; call 555-123-4567. John Mary, bye."
+SPANS = sorted([
+    *[{"entity_type": "PERSON", "start": i, "end": i + 4} for i in range(len(TEXT)) if TEXT.startswith("John", i)],
+    {"entity_type": "PERSON", "start": TEXT.index("Mary"), "end": TEXT.index("Mary") + 4},
+    {"entity_type": "EMAIL_ADDRESS", "start": TEXT.index("a.b@x.io"), "end": TEXT.index("a.b@x.io") + 8},
+    {"entity_type": "PHONE_NUMBER", "start": TEXT.index("555"), "end": TEXT.index("555") + 12},
+], key=lambda s: s["start"])
+PROBES = [TEXT, "My SSN is 078-05-1120, ok?", "no personal data here"]
+
+
+def tiny_pii_cfg(model_dir, out, **overrides):
+    values = dict(model=str(model_dir), output_dir=str(out), n_samples=240, max_samples=None, epochs=3,
+                  batch_size=16, learning_rate=1e-2, rank=4, max_length=64, early_stopping_patience=0, seed=3,
+                  name="m", precision="fp32")
+    values.update(overrides)
+    return PIIConfig.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def pii_runs(tiny_encoder, tiny_bpe_encoder, tmp_path_factory):
+    """One short training run per architecture on the offline generator (BPE tokenizers for RoBERTa/ModernBERT)."""
+    runs = {}
+
+    def run(arch):
+        if arch not in runs:
+            encoder = tiny_encoder(arch) if arch == "bert" else tiny_bpe_encoder(arch)
+            runs[arch] = train_task(get_task("pii"), tiny_pii_cfg(encoder, tmp_path_factory.mktemp(f"pii-{arch}")))
+        return runs[arch]
+
+    return run
+
+
+def token_nll(predictor, records):
+    """Mean negative log-likelihood of the gold labels on labelled tokens."""
+    logits, encodings = predictor.logits([r["text"] for r in records])
+    total, count = 0.0, 0
+    for row, enc, rec in zip(logits, encodings, records):
+        y = np.array(align_spans_to_tokens(enc["offsets"], enc["word_ids"], rec["spans"], predictor.label2id))
+        keep = y != IGNORE_INDEX
+        z = row - row.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        total += float(-logp[keep, y[keep]].sum())
+        count += int(keep.sum())
+    return total / count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHS)
+def test_training_writes_the_pii_layout_and_lowers_the_token_loss(pii_runs, arch, tiny_encoder, tiny_bpe_encoder,
+                                                                   tmp_path):
+    result = pii_runs(arch)
+    out = result.artifact_dir
+    for name in ("config.json", "model.safetensors", "label_mapping.json", "pii_type_mapping.json",
+                 "lora_config.json", "eval_report.json", "eval_report.md", "adapter/adapter_model.safetensors"):
+        assert (out / name).exists(), name
+    mapping = json.loads((out / "label_mapping.json").read_text())
+    assert set(mapping) == {"label_to_id", "id_to_label"}
+    assert json.loads((out / "pii_type_mapping.json").read_text()) == mapping
+    id2label = json.loads((out / "config.json").read_text())["id2label"]
+    assert len(id2label) == 35 and id2label["0"] == "O" and id2label["1"] == "B-AGE"
+    report = json.loads((out / "eval_report.json").read_text())
+    assert {"micro_f1", "micro_f2", "macro_f1", "token_accuracy"} <= set(report["test"])
+    assert all(isinstance(v, (int, float)) for v in report["test"].values())
+    assert report["data_notes"]["group_key"] == "template_id"
+    assert "## Per entity type" in (out / "eval_report.md").read_text()
+
+    # The starting point: base encoder + fresh head, seeded as training seeds it (LoRA B = 0 adds nothing).
+    encoder = tiny_encoder(arch) if arch == "bert" else tiny_bpe_encoder(arch)
+    trained = Predictor.load(out)
+    set_seed(3)
+    start = Predictor(load_base_model(str(encoder), "token", trained.labels), load_tokenizer(str(encoder)),
+                      trained.meta)
+    records = get_task("pii").load_splits(tiny_pii_cfg(encoder, tmp_path)).train[:64]
+    assert token_nll(trained, records) < token_nll(start, records) - 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHS)
+def test_merged_logits_equal_adapter_logits_and_reload_is_identical(pii_runs, arch):
+    out = pii_runs(arch).artifact_dir
+    merged, encodings = Predictor.load(out).logits(PROBES)
+    again, _ = Predictor.load(out).logits(PROBES)
+    adapter, adapter_enc = Predictor.load(out, use_adapter=True).logits(PROBES)
+    assert encodings == adapter_enc
+    for a, b, c in zip(merged, again, adapter):
+        assert a.shape[-1] == 35
+        assert np.array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+
+
+def controlled_predictor(path, monkeypatch, gold, soft=()):
+    """The real model's tokenization and batching, with logits that encode ``gold`` spans per text: +8 on the
+    aligned label of first subwords, +8 on an unrelated label for specials and later subwords (must be ignored),
+    and only +1 (low confidence) on the first word of entities whose start is in ``soft``."""
+    predictor = Predictor.load(path)
+    real = Predictor.logits
+
+    def logits(self, texts):
+        rows, encodings = real(self, texts)
+        out = []
+        for text, row, enc in zip(texts, rows, encodings):
+            spans = gold[text]
+            y = align_spans_to_tokens(enc["offsets"], enc["word_ids"], spans, self.label2id)
+            fake = np.zeros_like(row)
+            for i, label in enumerate(y):
+                if label == IGNORE_INDEX:
+                    fake[i, self.label2id["B-US_SSN"]] = 8.0
+                    continue
+                start = enc["offsets"][i][0]
+                # ModernBERT-style offsets start at the space before a word
+                weak = any(s["start"] in soft and start in (s["start"] - 1, s["start"]) for s in spans)
+                fake[i, label] = 1.0 if weak else 8.0
+            out.append(fake)
+        return out, encodings
+
+    monkeypatch.setattr(Predictor, "logits", logits)
+    return predictor
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHS)
+def test_predict_returns_exact_character_spans_with_punctuation_emoji_and_repeats(pii_runs, arch, monkeypatch):
+    plain = "no personal data here"
+    predictor = controlled_predictor(pii_runs(arch).artifact_dir, monkeypatch, {TEXT: SPANS, plain: []})
+    answers = predictor.predict([TEXT, plain])
+    entities = answers[0]["entities"]
+    assert answers[0]["has_pii"] and answers[1] == {"has_pii": False, "entities": []}
+    assert [(e["entity_type"], e["start"], e["end"]) for e in entities] == \
+        [(s["entity_type"], s["start"], s["end"]) for s in SPANS]
+    assert all(TEXT[e["start"]:e["end"]] == e["text"] for e in entities)
+    assert [e["text"] for e in entities][-2:] == ["John", "Mary"]  # adjacent entities stay apart
+    assert all(0.9 < e["confidence"] <= 1.0 for e in entities)
+
+
+@pytest.mark.slow
+def test_threshold_drops_low_confidence_entities_and_min_aggregation_is_stricter(pii_runs, monkeypatch):
+    phone = next(s for s in SPANS if s["entity_type"] == "PHONE_NUMBER")
+    predictor = controlled_predictor(pii_runs("bert").artifact_dir, monkeypatch, {TEXT: SPANS},
+                                     soft={phone["start"]})
+    every = predictor.predict([TEXT])[0]["entities"]
+    assert len(every) == len(SPANS)  # no threshold: every tagged entity
+    weak = next(e for e in every if e["entity_type"] == "PHONE_NUMBER")
+    assert weak["confidence"] < 0.9 and all(e["confidence"] > 0.9 for e in every if e is not weak)
+    assert predictor.predict([TEXT], threshold=0.9)[0]["entities"] == [e for e in every if e is not weak]
+    strict = predictor.predict([TEXT], aggregation="min")[0]["entities"]
+    assert next(e for e in strict if e["entity_type"] == "PHONE_NUMBER")["confidence"] < 0.1 < weak["confidence"]
+
+
+@pytest.mark.slow
+def test_cli_predict_prints_spans_for_a_pii_model(pii_runs, capsys):
+    out = pii_runs("bert").artifact_dir
+    assert main(["predict", "--model", str(out), "--threshold", "0", TEXT, "plain words"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == [TEXT, "plain words"]
+    for line in lines:
+        assert set(line) == {"text", "has_pii", "entities"}
+        assert line["has_pii"] == bool(line["entities"])
+        for e in line["entities"]:
+            assert line["text"][e["start"]:e["end"]] == e["text"] and e["text"] == e["text"].strip()
+
+
+# ----------------------------------------------------------------------------- data path and errors
+
+@pytest.mark.parametrize("span, field", [
+    ({"entity_type": "PERSON", "start": 0, "end": 99}, "'start'/'end'"),
+    ({"entity_type": "PERSON", "start": 0, "end": 3, "entity_value": "Bob"}, "entity_value"),
+    ({"entity_type": "", "start": 0, "end": 3}, "entity_type"),
+])
+def test_cli_train_rejects_a_bad_span_naming_file_record_and_field(tmp_path, capsys, span, field):
+    data = tmp_path / "spans.jsonl"
+    data.write_text(json.dumps({"text": "Ann is here", "spans": [{"entity_type": "PERSON", "start": 0, "end": 3}]})
+                    + "\n" + json.dumps({"text": "Ann is here", "spans": [span]}) + "\n")
+    assert main(["train", "pii", "--data", str(data), "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "spans.jsonl: record 1 (line 2)" in err and field in err
+    assert not any(tmp_path.glob("lora_*"))
+
+
+def test_cli_train_rejects_a_bad_presidio_json_span(tmp_path, capsys):
+    data = tmp_path / "synth_dataset_v2.json"
+    data.write_text(json.dumps([{"full_text": "I am Ann.", "spans": [
+        {"entity_type": "PERSON", "entity_value": "Anne", "start_position": 5, "end_position": 8}]}]))
+    assert main(["train", "pii", "--data", str(data), "--output-dir", str(tmp_path)]) == 2
+    assert "synth_dataset_v2.json: record 0" in capsys.readouterr().err
+
+
+def test_jsonl_data_gives_labels_of_its_types_and_entities_restricts_them(tmp_path):
+    rows = [{"text": f"Ann {i} mailed ann{i}@x.io", "template_id": f"t{i % 7}",
+             "spans": [{"entity_type": "PERSON", "start": 0, "end": 3},
+                       {"entity_type": "EMAIL_ADDRESS", "start": 13, "end": 13 + len(f"ann{i}@x.io")}]}
+            for i in range(60)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    task = get_task("pii")
+    cfg = tiny_pii_cfg(tmp_path, tmp_path, data=str(data), val_size=0.2, test_size=0.2)
+    splits = task.load_splits(cfg)
+    assert task.labels(splits, cfg) == ["O", "B-EMAIL_ADDRESS", "I-EMAIL_ADDRESS", "B-PERSON", "I-PERSON"]
+    templates = [{r["template_id"] for r in part} for part in (splits.train, splits.validation, splits.test)]
+    assert not (templates[0] & templates[1] or templates[0] & templates[2] or templates[1] & templates[2])
+    cfg = tiny_pii_cfg(tmp_path, tmp_path, data=str(data), entities=["PERSON"])
+    splits = task.load_splits(cfg)
+    assert task.labels(splits, cfg) == ["O", "B-PERSON", "I-PERSON"]
+    assert {s["entity_type"] for r in splits.train for s in r["spans"]} == {"PERSON"}
+
+
+def test_offline_entities_option_generates_only_those_types_and_balances_samples(tmp_path):
+    task = get_task("pii")
+    cfg = tiny_pii_cfg(tmp_path, tmp_path, n_samples=300, max_samples=120, entities=["EMAIL_ADDRESS", "PERSON"])
+    splits = task.load_splits(cfg)
+    records = splits.train + splits.validation + splits.test
+    assert len(records) <= 120 and splits.notes["pool"] == 300
+    assert {s["entity_type"] for r in records for s in r["spans"]} == {"EMAIL_ADDRESS", "PERSON"}
+    assert len(task.labels(splits, cfg)) == 5
+
+
+# ----------------------------------------------------------------------------- metrics helpers
+
+def test_validation_f1_scores_entities_on_labelled_tokens_only():
+    task = get_task("pii")
+    # O=0, B-AGE=1, I-AGE=2, B-PERSON=3, I-PERSON=4; -100 marks specials and later subwords
+    gold = np.array([[-100, 3, 4, 0, 1, -100], [-100, 3, -100, 0, 3, 4]])
+    perfect = np.eye(5)[np.where(gold == IGNORE_INDEX, 2, gold)]  # junk at ignored positions must not count
+    assert task.validation_metrics(perfect, gold)["micro_f1"] == 1.0
+    worse = perfect.copy()
+    worse[1, 5] = np.eye(5)[0]  # PERSON "B I" cut to "B": one boundary error
+    metrics = task.validation_metrics(worse, gold)
+    expected = entity_metrics([bio_entities(g[g != -100]) for g in gold],
+                              [bio_entities(p.argmax(-1)[g != -100]) for p, g in zip(worse, gold)])
+    assert metrics["micro_f1"] == pytest.approx(expected["micro"]["f1"]) and metrics["micro_f1"] < 1.0
+    assert metrics["token_accuracy"] == pytest.approx(7 / 8)
+
+
+def test_bio_entities_follow_the_bio_label_layout():
+    assert bio_entities(np.array([0, 3, 4, 4, 1, 3, 0, 2])) == [
+        {"entity_type": "1", "start": 1, "end": 4, "text": "xxx", "confidence": 1.0},
+        {"entity_type": "0", "start": 4, "end": 5, "text": "x", "confidence": 1.0},
+        {"entity_type": "1", "start": 5, "end": 6, "text": "x", "confidence": 1.0},
+        {"entity_type": "0", "start": 7, "end": 8, "text": "x", "confidence": 1.0},
+    ]
+
+
+def test_confusion_matrix_puts_missed_and_spurious_in_the_none_row_and_column():
+    labels, m = confusion_matrix_with_none({"PERSON": {"PERSON": 2, "missed": 1},
+                                           "PHONE_NUMBER": {"DATE_TIME": 1}, "DATE_TIME": {"spurious": 3}})
+    assert labels == ["DATE_TIME", "PERSON", "PHONE_NUMBER", "(none)"]
+    assert m == [[0, 0, 0, 0], [0, 2, 0, 1], [1, 0, 0, 0], [3, 0, 0, 0]]

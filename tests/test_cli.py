@@ -1,0 +1,62 @@
+import json
+from dataclasses import fields
+
+import pytest
+
+from loraroute.cli import build_parser, main
+from loraroute.tasks import get_task, task_names
+
+
+def help_text(*argv):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([*argv, "--help"])
+
+
+@pytest.mark.parametrize("task", task_names())
+def test_train_help_explains_every_config_option(task, capsys):
+    help_text("train", task)
+    out = capsys.readouterr().out
+    for f in fields(get_task(task).config_class):
+        if f.name != "task":
+            assert "--" + f.name.replace("_", "-") in out, f.name
+    assert "KEY=VALUE" in out
+
+
+def test_top_level_and_predict_help(capsys):
+    help_text()
+    assert "train" in capsys.readouterr().out
+    help_text("predict")
+    out = capsys.readouterr().out
+    assert "--input" in out and "--use-adapter" in out and "--threshold" in out
+
+
+def test_train_then_predict_through_the_command_line(tiny_encoder, intent_file, tmp_path, capsys):
+    code = main(["train", "intent", "--model", str(tiny_encoder("bert")), "--data", str(intent_file),
+                 "--output-dir", str(tmp_path), "--epochs", "1", "--batch-size", "8", "--name", "cli_model",
+                 "max_length=32", "rank=4"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "cli_model" in out
+    model_dir = tmp_path / "cli_model"
+    saved = (model_dir / "training_config.yaml").read_text()
+    assert "rank: 4" in saved and "max_length: 32" in saved
+
+    assert main(["predict", "--model", str(model_dir), "question: integral matrix"]) == 0
+    result = json.loads(capsys.readouterr().out.strip())
+    assert result["label"] in {"math", "law", "biology"} and 0 < result["confidence"] <= 1
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-5
+
+    (tmp_path / "in.jsonl").write_text('{"text": "court appeal", "id": 7}\n{"text": "gene dna", "id": 8}\n')
+    assert main(["predict", "--model", str(model_dir), "--input", str(tmp_path / "in.jsonl"),
+                 "--output", str(tmp_path / "out.jsonl"), "--use-adapter"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [7, 8]
+    assert all({"text", "label", "confidence", "probabilities"} <= set(r) for r in rows)
+
+
+def test_bad_data_gives_an_error_message_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"txt": "x", "label": "a"}\n')
+    assert main(["train", "intent", "--data", str(bad), "--output-dir", str(tmp_path)]) == 2
+    assert "bad.jsonl:1: missing field 'text'" in capsys.readouterr().err
