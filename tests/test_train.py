@@ -1,6 +1,7 @@
 """Training end to end on tiny random models: loss falls, artifacts reload exactly, runs reproduce and resume."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -54,6 +55,9 @@ def test_training_lowers_the_loss_and_writes_the_contract_layout(tiny_encoder, i
     adapter = load_file(out / "adapter" / "adapter_model.safetensors")
     assert any("classifier" in k for k in adapter) and any("lora_A" in k for k in adapter)
     assert not any(out.parent.glob(".tmp-*")), "temporary directory left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask, "servers running as other users must read the model"
 
     trained = Predictor.load(out)
     records = [json.loads(line) for line in intent_file.read_text().splitlines()]

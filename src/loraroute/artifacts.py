@@ -56,6 +56,11 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    # mkdtemp makes the directory owner-only (0700); a model is read by servers running as other users, so give
+    # it the permissions an ordinary mkdir would (0777 less the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
     except BaseException:

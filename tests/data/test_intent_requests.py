@@ -119,10 +119,11 @@ def test_generated_training_prompts_at_200_per_class_have_no_near_duplicates_in_
 
 def test_load_natural_eval_set_reports_file_line_and_field_for_bad_lines(monkeypatch, tmp_path):
     import loraroute.data.intent_requests as ir
+    import loraroute.data.sources as sources
 
     bad = tmp_path / "intent_natural.jsonl"
     bad.write_text('{"text": "ok", "label": "math"}\n{"text": "x", "label": "maths"}\n')
-    monkeypatch.setattr(ir, "_data_path", lambda rel: bad)
+    monkeypatch.setattr(sources, "package_file", lambda rel: bad)
     with pytest.raises(ValueError, match=r"intent_natural\.jsonl:2: field 'label'"):
         ir.load_natural_eval_set()
     bad.write_text('{"text": "", "label": "math"}\n')

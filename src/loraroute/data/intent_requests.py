@@ -20,6 +20,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Sequence
 
+from loraroute.data.sources import read_labelled_set
+
 INTENT_LABELS: tuple[str, ...] = (
     "biology", "business", "chemistry", "computer science", "economics", "engineering",
     "health", "history", "law", "math", "other", "philosophy", "physics", "psychology",
@@ -178,30 +180,7 @@ def dedup_against(train_records: Sequence[dict], eval_texts: Iterable[str], n: i
 def load_natural_eval_set() -> list[dict]:
     """The hand-written natural-prompt eval set (TEST ONLY, never train on it).
 
-    Every non-blank line must be a JSON object with a non-empty string ``text`` and a
-    ``label`` from ``INTENT_LABELS``; otherwise ``ValueError`` names the file, line
-    number and field.
+    Every line must be a JSON object with a non-empty string ``text`` and a ``label`` from ``INTENT_LABELS``;
+    otherwise ``DataError`` (a ValueError) names the file, line number and field.
     """
-    path = _data_path(_EVAL_FILE)
-    where = f"loraroute/data/{_EVAL_FILE}"
-    records: list[dict] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}:{lineno}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"{where}:{lineno}: expected a JSON object")
-        text = obj.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}:{lineno}: field 'text' must be a non-empty string")
-        label = obj.get("label")
-        if label not in INTENT_LABELS:
-            raise ValueError(f"{where}:{lineno}: field 'label' is {label!r}, "
-                             f"expected one of {list(INTENT_LABELS)}")
-        records.append({"text": text, "label": label})
-    if not records:
-        raise ValueError(f"{where}: no records")
-    return records
+    return [{"text": r["text"], "label": r["label"]} for r in read_labelled_set(_EVAL_FILE, tuple(INTENT_LABELS))]

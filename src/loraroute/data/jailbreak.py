@@ -47,6 +47,8 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
+from loraroute.data.sources import read_labelled_set
+
 
 LABELS = ("benign", "jailbreak")
 MAX_CHARS = 1500  # ~ the 256-384 tokens a MiniLM classifier sees; longer texts are cut at a word boundary
@@ -360,22 +362,5 @@ def drop_eval_leaks(records: list[dict], eval_texts: list[str] | None = None) ->
 
 def load_realistic_eval_set() -> list[dict]:
     """The hand-written TEST-ONLY set: ``{"text", "label", "family"}``; ValueError names file, line and field."""
-    res = importlib.resources.files("loraroute.data") / "eval_sets" / EVAL_FILE
-    out = []
-    for lineno, line in enumerate(res.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{EVAL_FILE}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected an object")
-        for field in ("text", "label", "family"):
-            if not isinstance(row.get(field), str) or not row[field].strip():
-                raise ValueError(f"{where}: field {field!r} must be a non-empty string")
-        if row["label"] not in LABELS:
-            raise ValueError(f"{where}: field 'label' must be one of {LABELS}, got {row['label']!r}")
-        out.append({"text": row["text"], "label": row["label"], "family": row["family"]})
-    return out
+    return [{"text": r["text"], "label": r["label"], "family": r["family"]}
+            for r in read_labelled_set(f"eval_sets/{EVAL_FILE}", LABELS, extra=("family",))]

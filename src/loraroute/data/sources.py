@@ -18,6 +18,28 @@ class DataError(ValueError):
     """Bad input data; the message names the file, line (or record) and field."""
 
 
+def package_file(relative: str) -> Path:
+    """A data file shipped inside the loraroute package (eval sets, templates), e.g. "eval_sets/x.jsonl"."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("loraroute.data").joinpath(*relative.split("/"))))
+
+
+def read_labelled_set(relative: str, labels: tuple[str, ...], extra: tuple[str, ...] = ()) -> list[dict]:
+    """A shipped ``{"text", "label", ...}`` JSONL set, validated: errors name the file, line and field."""
+    path = package_file(relative)
+    rows = read_local(path)
+    records = text_label_records(rows, "text", "label", relative)
+    for row, record in zip(rows, records):
+        if record["label"] not in labels:
+            raise DataError(f"{row['_where']}: field 'label' is {record['label']!r}, expected one of {list(labels)}")
+        for name in extra:
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise DataError(f"{row['_where']}: field {name!r} must be a non-empty string")
+            record[name] = row[name]
+    return records
+
+
 def read_rows(spec: str, config: str | None = None, split: str | None = None) -> list[dict[str, Any]]:
     """Rows from a local file (by suffix) or, if ``spec`` is not a path, from the hub via ``datasets``."""
     path = Path(spec).expanduser()
