@@ -70,8 +70,12 @@ def test_missing_file_and_unknown_suffix_are_clear(tmp_path):
 
 
 def test_unreachable_hub_dataset_says_to_pass_a_local_file(monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets.config
+    import huggingface_hub.constants
+
+    # Offline mode answers at once; without it the same error comes after the hub client's network retries.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="local"):
         read_rows("no-such-org/no-such-dataset")
 
