@@ -31,17 +31,33 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-class Predictor:
-    """A trained model with its task: ``predict(texts)`` returns the task's answers."""
+class BasePredictor:
+    """What every runtime shares (PyTorch here, ONNX Runtime in export/onnx.py): the task, its labels, and
+    answers built from ``logits(texts)`` by the task, so the runtimes cannot drift apart in post-processing."""
 
-    def __init__(self, model, tokenizer, meta: dict[str, Any], batch_size: int = 32):
-        self.model = model.eval()
+    def __init__(self, tokenizer, meta: dict[str, Any], batch_size: int = 32):
         self.tokenizer = tokenizer
         self.meta = meta
         self.task = get_task(meta["task"])
         self.labels: list[str] = meta["labels"]
         self.label2id = {label: i for i, label in enumerate(self.labels)}
         self.batch_size = batch_size
+
+    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
+        raise NotImplementedError
+
+    def predict(self, texts: list[str], **options) -> list[dict]:
+        if not texts:
+            return []
+        return self.task.predict(self, texts, **options)
+
+
+class Predictor(BasePredictor):
+    """A trained PyTorch model with its task: ``predict(texts)`` returns the task's answers."""
+
+    def __init__(self, model, tokenizer, meta: dict[str, Any], batch_size: int = 32):
+        super().__init__(tokenizer, meta, batch_size)
+        self.model = model.eval()
 
     @classmethod
     def load(cls, path: str | Path, use_adapter: bool = False, device: str | None = None) -> "Predictor":
@@ -72,12 +88,6 @@ class Predictor:
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
         return batched_logits(self.model, self.tokenizer, texts, self.meta["max_length"], self.batch_size,
                               return_offsets=self.task.kind == "token")
-
-    def predict(self, texts: list[str], **options) -> list[dict]:
-        if not texts:
-            return []
-        return self.task.predict(self, texts, **options)
-
 
 def best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -19,6 +19,7 @@ import numpy as np
 
 from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
 from loraroute.models.registry import ENCODER_TYPES
+from loraroute.predict import BasePredictor
 from loraroute.tasks import get_task
 from loraroute.tasks.base import run_batches
 
@@ -138,17 +139,12 @@ def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path |
     return fp32
 
 
-class OnnxPredictor:
+class OnnxPredictor(BasePredictor):
     """An exported model under ONNX Runtime with Predictor's interface (``logits``, ``predict``, ``labels``...)."""
 
     def __init__(self, session, tokenizer, meta: dict[str, Any], batch_size: int = 32):
+        super().__init__(tokenizer, meta, batch_size)
         self.session = session
-        self.tokenizer = tokenizer
-        self.meta = meta
-        self.task = get_task(meta["task"])
-        self.labels: list[str] = meta["labels"]
-        self.label2id = {label: i for i, label in enumerate(self.labels)}
-        self.batch_size = batch_size
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
@@ -187,9 +183,3 @@ class OnnxPredictor:
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
         return run_batches(self._forward, self.tokenizer, texts, self.meta["max_length"], self.batch_size,
                            return_offsets=self.task.kind == "token", tensors="np")
-
-    def predict(self, texts: list[str], **options) -> list[dict]:
-        if not texts:
-            return []
-        logits, encodings = self.logits(texts)
-        return self.task.postprocess(texts, logits, encodings, self.meta, **options)
