@@ -249,8 +249,10 @@ def cmd_verify(args) -> int:
     return 0 if report["passed"] else 1
 
 
-COMMANDS = {"train": cmd_train, "train-all": cmd_train_all, "train-specialists": cmd_train_specialists, "predict": cmd_predict, "discover": cmd_discover, "serve": cmd_serve,
-            "export": cmd_export, "verify": cmd_verify}
+COMMANDS = {
+    "train": cmd_train, "train-all": cmd_train_all, "train-specialists": cmd_train_specialists,
+    "predict": cmd_predict, "export": cmd_export, "verify": cmd_verify, "discover": cmd_discover, "serve": cmd_serve,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
