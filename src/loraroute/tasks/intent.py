@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from loraroute.config import TrainConfig, option
 from loraroute.data.intent_requests import dedup_against, generate_request_prompts, load_natural_eval_set
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
 from loraroute.data.noise import add_typos
-from loraroute.evaluate import classification_report, per_class_table, plot_confusion, summary_table, write_report
+from loraroute.evaluate import classification_report, per_class_table, plot_confusion, summary_table
 from loraroute.tasks.sequence import SequenceClassificationTask
 
 TYPO_RATE = 0.1  # about one typo per ten-word prompt
@@ -74,11 +75,9 @@ class IntentTask(SequenceClassificationTask):
     def extra_metadata(self, cfg) -> dict:
         return {"fallback_threshold": getattr(cfg, "fallback_threshold", 0.0), "fallback_label": "other"}
 
-    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict:
-        report = super().evaluate(predictor, splits, cfg, out_dir)
+    def extend_report(self, report, predictor, splits, cfg, out_dir: Path, y, probs) -> None:
         sources = sorted({r.get("source", "") for r in splits.test})
         if len(sources) > 1:  # MMLU and generated prompts are scored apart, so neither hides the other
-            y, probs = self.scores(predictor, splits.test)
             hits = probs.argmax(1) == y
             report["test_by_source"] = {
                 source: {"num_examples": int(sum(r.get("source", "") == source for r in splits.test)),
@@ -87,19 +86,17 @@ class IntentTask(SequenceClassificationTask):
                 for source in sources}
         if set(predictor.labels) == set(MMLU_PRO_CATEGORIES):
             natural = load_natural_eval_set()
-            y, probs = self.scores(predictor, natural)
-            report["natural"] = classification_report(y, probs, predictor.labels)
+            y_natural, probs_natural = self.scores(predictor, natural)
+            report["natural"] = classification_report(y_natural, probs_natural, predictor.labels)
             noisy = [{**r, "text": add_typos(r["text"], TYPO_RATE, random.Random(cfg.seed + i))}
                      for i, r in enumerate(natural)]
             y_noisy, probs_noisy = self.scores(predictor, noisy)
             report["natural_typos"] = {"typo_rate": TYPO_RATE,
                                        "accuracy": float((probs_noisy.argmax(1) == y_noisy).mean())}
             plot_confusion(report["natural"]["confusion_matrix"], predictor.labels,
-                           Path(out_dir) / "confusion_matrix_natural.png", "intent: natural-prompt confusion matrix")
+                           out_dir / "confusion_matrix_natural.png", "intent: natural-prompt confusion matrix")
             if getattr(self, "removed_near_duplicates", None) is not None:
                 report["data_notes"]["generated_near_duplicates_of_eval_removed"] = self.removed_near_duplicates
-            write_report(out_dir, report, self.report_markdown(report))
-        return report
 
     def report_markdown(self, report: dict) -> str:
         text = super().report_markdown(report)

@@ -92,8 +92,13 @@ class SequenceClassificationTask(Task):
                   "test": classification_report(y, probs, predictor.labels)}
         plot_confusion(report["test"]["confusion_matrix"], predictor.labels, Path(out_dir) / "confusion_matrix.png",
                        f"{self.name}: test confusion matrix")
+        self.extend_report(report, predictor, splits, cfg, Path(out_dir), y, probs)
         write_report(out_dir, report, self.report_markdown(report))
         return report
+
+    def extend_report(self, report: dict, predictor, splits: Splits, cfg: TrainConfig, out_dir: Path,
+                      y: np.ndarray, probs: np.ndarray) -> None:
+        """Add task-specific sections before the report is written; gets the test scores already computed."""
 
     def report_markdown(self, report: dict) -> str:
         test = report["test"]
