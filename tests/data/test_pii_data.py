@@ -58,6 +58,13 @@ def test_generator_records_have_valid_spans_known_types_and_template_ids(generat
     assert not any("\\n" in rec["text"] for rec in generated)  # template "\n" became newlines
 
 
+def test_generator_skips_fake_people_with_missing_fields():
+    # seed 42's first 1500 draws include fake people whose city pandas prints as "nan" (labelled GPE)
+    recs = generate_presidio_records(1500, seed=42)
+    assert len(recs) == 1500
+    assert not any(rec["text"][sp["start"]:sp["end"]] == "nan" for rec in recs for sp in rec["spans"])
+
+
 def test_generator_is_deterministic_per_seed_and_leaves_global_random_alone(generated):
     state = random.getstate()
     again = generate_presidio_records(300, seed=7)
@@ -202,3 +209,20 @@ def test_data_format_is_detected_from_suffix_or_hub_id_and_unknown_is_an_error(t
     bad.write_text('[{"full_text": "x",')
     with pytest.raises(DataError, match=r"broken\.json:1: invalid JSON"):
         read_pii_records(str(bad))
+
+
+def test_context_word_replacement_keeps_every_span_value_and_is_seeded(generated):
+    from loraroute.data.pii import replace_context_words
+
+    noisy = replace_context_words(generated, rate=1.0, seed=3)
+    assert noisy == replace_context_words(generated, rate=1.0, seed=3)
+    changed = [(a, b) for a, b in zip(generated, noisy) if a["text"] != b["text"]]
+    assert 0.3 * len(generated) < len(changed) < 0.7 * len(generated)  # share=0.5 of the records
+    for i, (before, after) in enumerate(zip(generated, noisy)):
+        validate_record(dict(after), f"augmented {i}")
+        assert [after["text"][s["start"]:s["end"]] for s in after["spans"]] == \
+            [before["text"][s["start"]:s["end"]] for s in before["spans"]]
+        assert after["template_id"] == before["template_id"]
+    assert replace_context_words(generated, rate=0.0, seed=3) == generated
+    with pytest.raises(ValueError, match="rate"):
+        replace_context_words(generated, rate=1.5, seed=3)

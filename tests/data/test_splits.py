@@ -48,3 +48,21 @@ def test_stratified_sample_keeps_class_shares():
     recs = records(90, "a") + records(10, "b")
     sample = stratified_sample(recs, 50, seed=0)
     assert Counter(r["label"] for r in sample) == {"a": 45, "b": 5}
+
+
+def test_train_keeps_a_group_of_every_covered_name_and_the_rest_still_splits_by_group():
+    # 40 templates: "rare" appears in one template only, "pair" in two, "common" in all
+    records = []
+    for g in range(40):
+        kinds = ["common"] + (["rare"] if g == 0 else []) + (["pair"] if g in (1, 2) else [])
+        records += [{"text": f"template {g} sentence {k}", "group": g, "kinds": kinds} for k in range(5)]
+    for seed in range(10):
+        s = split_records(records, 0.2, 0.2, seed, label_key=None, group_key="group",
+                          train_covers=lambda r: r["kinds"])
+        train_groups = {r["group"] for r in s.train}
+        held = {r["group"] for r in s.validation + s.test}
+        assert 0 in train_groups and {1, 2} & train_groups  # every name keeps a training template
+        assert not train_groups & held and len(s.test) >= 30 and len(s.validation) >= 30
+    # without coverage the rare template is held out for some seed
+    assert any(0 not in {r["group"] for r in split_records(records, 0.2, 0.2, seed, label_key=None,
+                                                            group_key="group").train} for seed in range(10))

@@ -165,6 +165,35 @@ def test_threshold_drops_low_confidence_entities_and_min_aggregation_is_stricter
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHS)
+def test_viterbi_decoding_keeps_a_split_email_whole_and_argmax_is_still_available(pii_runs, arch, monkeypatch):
+    out = pii_runs(arch).artifact_dir
+    assert json.loads((out / "lora_config.json").read_text())["task_settings"]["decoding"] == "viterbi"
+    predictor = controlled_predictor(out, monkeypatch, {TEXT: SPANS})
+    perfect = Predictor.logits
+    email = next(s for s in SPANS if s["entity_type"] == "EMAIL_ADDRESS")
+
+    def logits(self, texts):  # the first deciding token after the address's first one leans PERSON
+        rows, encodings = perfect(self, texts)
+        for row, enc in zip(rows, encodings):
+            firsts = [i for i, (w, o) in enumerate(zip(enc["word_ids"], enc["offsets"]))
+                      if w is not None and (i == 0 or enc["word_ids"][i - 1] != w)
+                      and email["start"] < o[1] and o[0] < email["end"]]
+            row[firsts[1], self.label2id["B-PERSON"]] = 9.0
+        return rows, encodings
+
+    monkeypatch.setattr(Predictor, "logits", logits)
+    whole = predictor.predict([TEXT])[0]["entities"]
+    assert [(e["entity_type"], e["start"], e["end"]) for e in whole] == \
+        [(s["entity_type"], s["start"], s["end"]) for s in SPANS]
+    broken = predictor.predict([TEXT], decoding="argmax")[0]["entities"]
+    assert len(broken) > len(SPANS) and ("EMAIL_ADDRESS", email["start"], email["end"]) not in \
+        [(e["entity_type"], e["start"], e["end"]) for e in broken]
+    with pytest.raises(ValueError, match="decoding"):
+        predictor.predict([TEXT], decoding="beam")
+
+
+@pytest.mark.slow
 def test_cli_predict_prints_spans_for_a_pii_model(pii_runs, capsys):
     out = pii_runs("bert").artifact_dir
     assert main(["predict", "--model", str(out), "--threshold", "0", TEXT, "plain words"]) == 0
@@ -262,3 +291,15 @@ def test_confusion_matrix_puts_missed_and_spurious_in_the_none_row_and_column():
                                            "PHONE_NUMBER": {"DATE_TIME": 1}, "DATE_TIME": {"spurious": 3}})
     assert labels == ["DATE_TIME", "PERSON", "PHONE_NUMBER", "(none)"]
     assert m == [[0, 0, 0, 0], [0, 2, 0, 1], [1, 0, 0, 0], [3, 0, 0, 0]]
+
+
+def test_context_noise_changes_training_sentences_only_and_every_type_keeps_a_training_template(tmp_path):
+    task = get_task("pii")
+    plain = task.load_splits(tiny_pii_cfg(tmp_path, tmp_path, context_noise=0.0))
+    noisy = task.load_splits(tiny_pii_cfg(tmp_path, tmp_path, context_noise=0.5))
+    assert noisy.validation == plain.validation and noisy.test == plain.test
+    assert len(noisy.train) == len(plain.train) and noisy.train != plain.train
+    train_types = {sp["entity_type"] for r in plain.train for sp in r["spans"]}
+    assert {sp["entity_type"] for r in plain.validation + plain.test for sp in r["spans"]} <= train_types
+    with pytest.raises(ValueError, match="context_noise"):
+        tiny_pii_cfg(tmp_path, tmp_path, context_noise=2.0).validate()

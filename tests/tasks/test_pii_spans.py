@@ -2,6 +2,7 @@
 
 import string
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,10 +10,15 @@ from hypothesis import strategies as st
 from loraroute.tasks.pii_spans import (
     IGNORE_INDEX,
     align_spans_to_tokens,
+    best_bio_path,
     bio_labels,
+    bio_transitions,
     char_spans_to_word_bio,
+    constrained_label_ids,
     decode_spans,
     entity_metrics,
+    merge_chunk_pieces,
+    trim_trailing_punctuation,
     token_accuracy,
     word_bio_to_char_spans,
 )
@@ -203,6 +209,93 @@ def test_decode_strips_leading_space_included_in_offsets():
     got = decode_spans(text, off, [None, 0, 1, 1, None],
                        [0, L2I["O"], L2I["B-PERSON"], L2I["I-PERSON"], 0], [1.0] * 5, I2L)
     assert [(g["start"], g["end"], g["text"]) for g in got] == [(3, 11, "Smithers")]
+
+
+# ----------------------------------------------------------------------------- constrained decoding
+
+def _noisy_probs(labels, flips):
+    """Per-token distributions: 0.9 on each aligned label (O for ignored tokens), except ``{token: (label, p)}``
+    in ``flips``, where a wrong label wins with probability ``p`` and the aligned one keeps ``1 - p``."""
+    probs = np.full((len(labels), len(LABELS)), 1e-4)
+    for i, y in enumerate(labels):
+        y = L2I["O"] if y == IGNORE_INDEX else y
+        if i in flips:
+            wrong, p = flips[i]
+            probs[i, L2I[wrong]], probs[i, y] = p, 1 - p
+        else:
+            probs[i, y] = 0.9
+    return probs / probs.sum(-1, keepdims=True)
+
+
+def test_transitions_forbid_inside_after_other_types_and_new_entities_inside_a_chunk():
+    start, between, within = bio_transitions(LABELS)
+    assert not start[L2I["I-PERSON"]] and start[L2I["B-PERSON"]] and start[L2I["O"]]
+    assert between[L2I["B-PERSON"], L2I["I-PERSON"]] and not between[L2I["B-EMAIL_ADDRESS"], L2I["I-PERSON"]]
+    assert not between[L2I["O"], L2I["I-PERSON"]] and between[L2I["I-PERSON"], L2I["B-PERSON"]]
+    # inside one whitespace-free chunk a tagged piece continues its own entity or ends it
+    assert within[L2I["B-EMAIL_ADDRESS"], L2I["I-EMAIL_ADDRESS"]] and within[L2I["I-EMAIL_ADDRESS"], L2I["O"]]
+    assert not within[L2I["I-EMAIL_ADDRESS"], L2I["B-PERSON"]]
+    assert not within[L2I["B-PERSON"], L2I["B-PERSON"]]
+    assert within[L2I["O"], L2I["B-PERSON"]]  # "SSN:078-05-1120" may start after punctuation
+
+
+@pytest.mark.parametrize("family", ["bert_wordpiece", "roberta_bpe", "roberta_bpe_untrimmed",
+                                    "modernbert_bpe"])
+def test_constrained_decoding_keeps_an_email_whole_and_adjacent_names_apart(tokenizers, family):
+    text = "Mail john.smith@example.com today, John Mary."
+    email = text.index("john.smith")
+    spans = [{"entity_type": "EMAIL_ADDRESS", "start": email, "end": email + 22},
+             {"entity_type": "PERSON", "start": text.index("John"), "end": text.index("John") + 4},
+             {"entity_type": "PERSON", "start": text.index("Mary"), "end": text.index("Mary") + 4}]
+    offsets, word_ids, _ = _encode(tokenizers[family], text)
+    gold = align_spans_to_tokens(offsets, word_ids, spans, L2I)
+    # the model's argmax calls the first token inside the address that takes a decision (after its start) a name
+    inner = next(i for i, (o, y) in enumerate(zip(offsets, gold)) if y != IGNORE_INDEX and o[0] > email + 1)
+    probs = _noisy_probs(gold, {inner: ("B-PERSON", 0.6)})
+    argmax = decode_spans(text, offsets, word_ids, probs.argmax(-1), probs, I2L)
+    assert len(argmax) > 3  # the address falls apart
+    got = decode_spans(text, offsets, word_ids, constrained_label_ids(text, offsets, word_ids, probs, LABELS),
+                       probs, I2L)
+    assert [(g["entity_type"], g["start"], g["end"]) for g in got] == \
+        [(s["entity_type"], s["start"], s["end"]) for s in spans]
+
+
+def test_best_path_repairs_inside_tag_after_a_different_type_and_restarts_after_specials():
+    p = np.full((4, len(LABELS)), 0.01)
+    p[0, L2I["B-PERSON"]] = 0.9
+    p[1, L2I["I-PHONE_NUMBER"]], p[1, L2I["I-PERSON"]] = 0.5, 0.4  # I-PHONE after B-PERSON is not BIO
+    p[2, L2I["I-PERSON"]], p[2, L2I["O"]] = 0.6, 0.3  # after a special token: may not continue
+    p[3, L2I["O"]] = 0.9
+    assert [LABELS[i] for i in best_bio_path(p, LABELS)] == ["B-PERSON", "I-PERSON", "I-PERSON", "O"]
+    assert [LABELS[i] for i in best_bio_path(p, LABELS, restart=[False, False, True, False])] == \
+        ["B-PERSON", "I-PERSON", "O", "O"]
+    assert best_bio_path(np.zeros((0, len(LABELS))), LABELS) == []
+
+
+def test_pieces_of_one_whitespace_free_chunk_merge_into_the_longest_pieces_type():
+    text = "Mail john.smith@example.com, John Mary"
+    e = text.index("john")
+    pieces = [{"entity_type": "EMAIL_ADDRESS", "start": e, "end": e + 5, "confidence": 0.9},       # "john."
+              {"entity_type": "PERSON", "start": e + 5, "end": e + 10, "confidence": 0.5},          # "smith"
+              {"entity_type": "EMAIL_ADDRESS", "start": e + 10, "end": e + 22, "confidence": 0.7},  # "@example.com"
+              {"entity_type": "PERSON", "start": e + 24, "end": e + 28, "confidence": 0.8},
+              {"entity_type": "PERSON", "start": e + 29, "end": e + 33, "confidence": 0.6}]
+    for p in pieces:
+        p["text"] = text[p["start"]:p["end"]]
+    got = merge_chunk_pieces(text, pieces)
+    assert [(g["entity_type"], g["text"]) for g in got] == [
+        ("EMAIL_ADDRESS", "john.smith@example.com"), ("PERSON", "John"), ("PERSON", "Mary")]
+    assert got[0]["confidence"] == pytest.approx(0.7)
+    assert merge_chunk_pieces(text, pieces, "min")[0]["confidence"] == pytest.approx(0.5)
+
+
+def test_trailing_commas_and_colons_are_trimmed_but_abbreviation_dots_stay():
+    text = "In Egyek, at Acme Inc. call: now"
+    ents = [{"entity_type": "GPE", "start": 3, "end": 9, "confidence": 0.9},
+            {"entity_type": "ORGANIZATION", "start": 13, "end": 22, "confidence": 0.9},
+            {"entity_type": "PERSON", "start": 27, "end": 28, "confidence": 0.9}]  # only ":" is left: dropped
+    got = trim_trailing_punctuation(text, ents)
+    assert [(g["entity_type"], g["text"]) for g in got] == [("GPE", "Egyek"), ("ORGANIZATION", "Acme Inc.")]
 
 
 # ----------------------------------------------------------------------------- property tests

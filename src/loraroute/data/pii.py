@@ -244,7 +244,7 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
                         provider_aliases=list(psf_cls.PROVIDER_ALIASES), random_seed=seed)
         rng = random.Random(seed)
         out: list[Record] = []
-        for _ in range(n):
+        while len(out) < n:
             tid = keep[rng.randrange(len(keep))]
             sample = faker._sentence_faker.parse(psf_cls._preprocess_template(templates[tid]), tid)
             text, spans = sample.full_text, []
@@ -255,6 +255,8 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
                 if s < e:
                     et = mapping.get(sp.entity_type, sp.entity_type.upper())
                     spans.append({"entity_type": et, "start": s, "end": e})
+            if any(text[sp["start"]:sp["end"]] == "nan" for sp in spans):
+                continue  # a missing field of the fake-person table, printed by pandas as "nan" and labelled GPE
             if merge_adjacent:
                 spans = _merge_adjacent(text, spans, _MERGE_ADJACENT)
             if rng.random() < lower_case_ratio and len(text.lower()) == len(text):
@@ -262,6 +264,47 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
             out.append(validate_record(_record(text, spans, f"presidio:{tid}", "presidio_generator"),
                                        f"presidio generator sample {len(out)} (template {tid})"))
         return out
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+def _outside_words(rec: Record) -> list[re.Match]:
+    """Whitespace-delimited words of ``rec`` that touch no span."""
+    return [m for m in re.finditer(r"\S+", rec["text"])
+            if not any(sp["start"] < m.end() and m.start() < sp["end"] for sp in rec["spans"])]
+
+
+def replace_context_words(records: list[Record], rate: float, seed: int, share: float = 0.5) -> list[Record]:
+    """Training-only augmentation: in a ``share`` of the records, each word outside every span is replaced, with
+    probability ``rate``, by a word drawn from the records' non-entity words; spans keep their text.
+
+    A template-disjoint test has sentence shapes training never saw: a model that learnt "the word after
+    *ssn is* is an SSN" fails on "social security number 394-57-0728".  Scrambled contexts make it read the value
+    itself (label-wise token replacement, Dai & Adel 2020).  Deterministic per ``seed``; records are copied.
+    """
+    if not 0.0 <= rate <= 1.0 or not 0.0 <= share <= 1.0:
+        raise ValueError(f"rate and share must be in [0, 1], got {rate}, {share}")
+    vocab = [m.group() for rec in records for m in _outside_words(rec)]
+    rng = random.Random(seed)
+    out = []
+    for rec in records:
+        if not vocab or rng.random() >= share:
+            out.append(rec)
+            continue
+        text, pos, pieces, shifts = rec["text"], 0, [], []  # shifts: (original end, length change)
+        for m in _outside_words(rec):
+            if rng.random() >= rate:
+                continue
+            word = rng.choice(vocab)
+            pieces += [text[pos:m.start()], word]
+            shifts.append((m.end(), len(word) - (m.end() - m.start())))
+            pos = m.end()
+        spans = []
+        for sp in rec["spans"]:
+            delta = sum(d for end, d in shifts if end <= sp["start"])
+            spans.append({**sp, "start": sp["start"] + delta, "end": sp["end"] + delta})
+        out.append({**rec, "text": "".join(pieces) + text[pos:], "spans": spans})
+    return out
 
 
 # ----------------------------------------------------------------------------- selection / splits

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 _SPACE = re.compile(r"\s+")
 
@@ -61,11 +62,15 @@ def split_records(
     seed: int,
     label_key: str | None = "label",
     group_key: str | None = None,
+    train_covers: Callable[[dict], Iterable[str]] | None = None,
 ) -> Splits:
     """Split after exact-duplicate removal, stratified by ``label_key``.
 
     With ``group_key`` every group (a template, a question's source document) lands whole in one split, so
     near-identical examples never cross splits. Groups are assigned per class of their first record.
+    ``train_covers(record)`` names what training must keep seeing (a PII record's entity types): a group goes
+    to test or validation only while every name in it keeps another group in train -- a type produced by one
+    template alone cannot be both learnt and tested, so it is learnt.
     """
     records, removed = dedupe(records)
     rng = random.Random(seed)
@@ -78,21 +83,30 @@ def split_records(
         stratum = members[0].get(label_key) if label_key else None
         units[stratum].append(members)
 
+    def names(unit: list[dict]) -> set:
+        return {n for rec in unit for n in train_covers(rec)} if train_covers else set()
+
     train, val, test = [], [], []
     for stratum in sorted(units, key=str):
         unit_list = units[stratum]
         rng.shuffle(unit_list)
         total = sum(len(u) for u in unit_list)
+        in_train = Counter(n for unit in unit_list for n in names(unit))  # groups still in train, per name
         # Fill test, then validation, by record count; a class with a single group stays in train.
         targets = [(test, round(total * test_size)), (val, round(total * val_size))]
-        i = 0
+        rest, i = [], 0
         for bucket, target in targets:
             got = 0
-            while i < len(unit_list) - 1 and got < target:
-                bucket.extend(unit_list[i])
-                got += len(unit_list[i])
+            while i < len(unit_list) and len(rest) + (len(unit_list) - i) > 1 and got < target:
+                unit, held = unit_list[i], names(unit_list[i])
                 i += 1
-        for unit in unit_list[i:]:
+                if any(in_train[n] < 2 for n in held):
+                    rest.append(unit)
+                    continue
+                in_train.subtract(held)
+                bucket.extend(unit)
+                got += len(unit)
+        for unit in rest + unit_list[i:]:
             train.extend(unit)
     for part in (train, val, test):
         rng.shuffle(part)

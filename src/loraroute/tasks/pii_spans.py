@@ -15,6 +15,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Any, Sequence
 
+import numpy as np
+
 IGNORE_INDEX = -100
 
 
@@ -87,6 +89,122 @@ def align_spans_to_tokens(offsets: Sequence, word_ids: Sequence[int | None], spa
     return labels
 
 
+def _decision_runs(word_ids: Sequence[int | None], label_all_subwords: bool) -> list[list[int]]:
+    """Token groups that each take one label decision: words, or single tokens with ``label_all_subwords``."""
+    runs = _word_runs(word_ids)
+    return [[i] for run in runs for i in run] if label_all_subwords else runs
+
+
+def bio_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allowed label moves for :func:`constrained_label_ids`: ``(start, between, within)``.
+
+    ``start[c]``: label ``c`` may open a sequence (not ``I-``).  ``between[p, c]``: BIO allows ``c`` after ``p``
+    (``I-T`` only after ``B-T``/``I-T``).  ``within[p, c]``: also holds inside one whitespace-free chunk, where a
+    tagged piece may only be followed by ``I-`` of its own type or ``O`` -- ``john.smith@example.com`` is one
+    entity, never ``EMAIL`` + ``PERSON`` + ``EMAIL``.
+    """
+    types = [None if lab == "O" else lab.split("-", 1)[1] for lab in labels]
+    inside = np.array([lab.startswith("I-") for lab in labels])
+    same_type = np.array([[a is not None and a == b for b in types] for a in types])
+    between = ~inside[None, :] | same_type
+    outside = np.array([t is None for t in types])
+    within = between & (outside[:, None] | outside[None, :] | (same_type & inside[None, :]))
+    return ~inside, between, within
+
+
+def best_bio_path(probs: Any, labels: Sequence[str], within_chunk: Sequence[bool] | None = None,
+                  restart: Sequence[bool] | None = None) -> list[int]:
+    """Viterbi over per-unit label probabilities: the most probable sequence that :func:`bio_transitions` allows.
+
+    ``within_chunk[k]`` / ``restart[k]`` say that unit ``k`` continues unit ``k-1``'s whitespace-free chunk, or
+    follows special tokens (so it may open a sequence); both default to False.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(probs) == 0:
+        return []
+    start, between, within = bio_transitions(labels)
+    with np.errstate(divide="ignore"):
+        emit = np.log(probs)
+        moves_between, moves_within = np.where(between, 0.0, -np.inf), np.where(within, 0.0, -np.inf)
+        opening = np.where(start, 0.0, -np.inf)
+    score = emit[0] + opening
+    back = np.zeros(probs.shape, dtype=int)
+    for k in range(1, len(probs)):
+        if restart is not None and restart[k]:
+            back[k] = int(score.argmax())
+            score = score.max() + opening + emit[k]
+            continue
+        moves = score[:, None] + (moves_within if within_chunk is not None and within_chunk[k] else moves_between)
+        back[k] = moves.argmax(0)
+        score = moves.max(0) + emit[k]
+    path = [int(score.argmax())]
+    for k in range(len(probs) - 1, 0, -1):
+        path.append(int(back[k][path[-1]]))
+    return path[::-1]
+
+
+def constrained_label_ids(text: str, offsets: Sequence, word_ids: Sequence[int | None], probs: Any,
+                          labels: Sequence[str], label_all_subwords: bool = False) -> np.ndarray:
+    """Per-token label ids: the most probable label sequence that is valid BIO and keeps chunks whole.
+
+    Independent argmax per word breaks entities apart (a stray ``B-`` mid-name, or ``I-ORG`` after ``B-PERSON``)
+    and, because BERT-style pre-tokenizers split on punctuation, lets each piece of an e-mail address or URL
+    take its own type.  :func:`best_bio_path` fixes both with no extra parameters.  Tokens that take no
+    decision (later subwords, specials) keep their argmax.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    out = probs.argmax(-1)
+    runs = _decision_runs(word_ids, label_all_subwords)
+    within, restart = [False], [False]
+    for prev, run in zip(runs, runs[1:]):
+        # up to the unit's first character: untrimmed BPE offsets (ModernBERT) start at the space before a word
+        gap = text[max(_pair(offsets[i])[1] for i in prev):min(_pair(offsets[i])[0] for i in run) + 1]
+        within.append(not any(ch.isspace() for ch in gap))
+        restart.append(run[0] != prev[-1] + 1)
+    path = best_bio_path(probs[[run[0] for run in runs]], labels, within, restart)
+    for run, label_id in zip(runs, path):
+        out[run[0]] = label_id
+    return out
+
+
+def merge_chunk_pieces(text: str, entities: list[dict], aggregation: str = "mean") -> list[dict]:
+    """Join entities separated by no whitespace into one (the longer piece's type), e.g. ``john.`` + ``smith``
+    + ``@example.com`` where the model left a piece of the address ``O``: a whitespace-free chunk is one value.
+    Confidence is the mean (or ``aggregation="min"``, the minimum) of the pieces'."""
+    out: list[dict] = []
+    for ent in entities:
+        prev = out[-1] if out else None
+        if prev is None or prev["end"] > ent["start"] or any(ch.isspace() for ch in text[prev["end"]:ent["start"]]):
+            out.append({**ent, "_pieces": [ent["confidence"]]})
+            continue
+        if ent["end"] - ent["start"] > prev["end"] - prev["start"]:
+            prev["entity_type"] = ent["entity_type"]
+        prev["end"], prev["text"] = ent["end"], text[prev["start"]:ent["end"]]
+        prev["_pieces"].append(ent["confidence"])
+        prev["confidence"] = min(prev["_pieces"]) if aggregation == "min" else sum(prev["_pieces"]) / len(
+            prev["_pieces"])
+    for ent in out:
+        del ent["_pieces"]
+    return out
+
+
+# Presidio values (names, addresses, numbers, "Inc.", URLs ending in "/") never end in these; a model that carries
+# an entity over the comma after it ("Egyek," GPE) is trimmed back.
+TRAILING_PUNCTUATION = ",;:!?"
+
+
+def trim_trailing_punctuation(text: str, entities: list[dict]) -> list[dict]:
+    """Entities with ``TRAILING_PUNCTUATION`` (and the whitespace before it) removed from their end."""
+    out = []
+    for ent in entities:
+        end = ent["end"]
+        while end > ent["start"] and (text[end - 1] in TRAILING_PUNCTUATION or text[end - 1].isspace()):
+            end -= 1
+        if end > ent["start"]:
+            out.append({**ent, "end": end, "text": text[ent["start"]:end]})
+    return out
+
+
 def _token_prob(probs: Any, i: int, label_id: int) -> float:
     row = probs[i]
     if getattr(row, "ndim", 1) and hasattr(row, "__len__"):  # full distribution over labels
@@ -111,9 +229,7 @@ def decode_spans(text: str, offsets: Sequence, word_ids: Sequence[int | None],
     if aggregation not in ("mean", "min"):
         raise ValueError(f"aggregation must be 'mean' or 'min', not {aggregation!r}")
     units: list[tuple[int, int, int, int] | None] = []  # (start, end, label_id, token) or None
-    runs = _word_runs(word_ids)
-    if label_all_subwords:
-        runs = [[i] for run in runs for i in run]
+    runs = _decision_runs(word_ids, label_all_subwords)
     prev_end = None
     for run in runs:
         if prev_end is not None and run[0] != prev_end + 1:
