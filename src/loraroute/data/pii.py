@@ -39,6 +39,8 @@ PRESIDIO_ENTITIES: list[str] = sorted([
     "US_DRIVER_LICENSE", "US_SSN", "ZIP_CODE",
 ])
 
+_MISSING_FIELD = re.compile(r"\bnan\b")
+
 # Presidio annotates a full name or street address as one entity; generator and ai4privacy pieces get joined.
 _MERGE_ADJACENT = {"PERSON", "STREET_ADDRESS"}
 
@@ -255,8 +257,8 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
                 if s < e:
                     et = mapping.get(sp.entity_type, sp.entity_type.upper())
                     spans.append({"entity_type": et, "start": s, "end": e})
-            if any(text[sp["start"]:sp["end"]] == "nan" for sp in spans):
-                continue  # a missing field of the fake-person table, printed by pandas as "nan" and labelled GPE
+            if _MISSING_FIELD.search(text):
+                continue  # a missing field of the fake-person table, printed by pandas as "nan" (e.g. a city)
             if merge_adjacent:
                 spans = _merge_adjacent(text, spans, _MERGE_ADJACENT)
             if rng.random() < lower_case_ratio and len(text.lower()) == len(text):
