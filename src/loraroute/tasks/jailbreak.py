@@ -2,9 +2,9 @@
 
 The threshold is chosen on the validation split for ``target_fpr`` (default 1%) and stored as ``thresholds.json``
 in the model directory; :meth:`JailbreakTask.postprocess` applies it unless ``threshold=`` overrides it. The eval
-report puts the in-distribution test split beside the hand-written realistic set (test-only) and shortcut
-baselines, because a high in-distribution score alone has been shown to mean nothing here (see
-``loraroute.data.jailbreak``).
+report puts the in-distribution test split beside the hand-written test-only sets (``EVAL_SETS``: the realistic
+set and the blind set) and shortcut baselines, because a high in-distribution score alone has been shown to mean
+nothing here (see ``loraroute.data.jailbreak``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 from loraroute.artifacts import THRESHOLDS, write_json
 from loraroute.binary_metrics import binary_report, plot_roc_pr, threshold_for_fpr
 from loraroute.config import TrainConfig, option
-from loraroute.data.jailbreak import LABELS, drop_eval_leaks, load_realistic_eval_set, offline_jailbreak_dataset
+from loraroute.data.jailbreak import (COMPONENTS, DEFAULT_COMPONENTS, EVAL_SETS, LABELS, drop_eval_leaks, load_eval_set,
+                                     offline_jailbreak_dataset)
 from loraroute.data.jailbreak_checks import shortcut_baselines
 from loraroute.data.jailbreak_hub import labelled_records
 from loraroute.data.sources import DataError
@@ -41,9 +42,19 @@ class JailbreakConfig(TrainConfig):
         "under ~4 minutes; None uses all (~2,700 per class).")
     max_length: int = option(128, "Maximum tokens per example; longer inputs are truncated.")
     epochs: float = option(3.0, "Training epochs (early stopping may end sooner).")
+    components: str = option(
+        ",".join(DEFAULT_COMPONENTS), f"Offline default only: comma-separated training components, from "
+        f"{', '.join(COMPONENTS)} (bench/jailbreak_loso.py steps measures each).")
+
+    def component_tuple(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.components.split(",") if c.strip())
 
     def validate(self) -> None:
         super().validate()
+        unknown = set(self.component_tuple()) - set(COMPONENTS)
+        if unknown or not self.component_tuple():
+            raise ValueError(f"Invalid configuration: components must be a comma-separated subset of "
+                             f"{', '.join(COMPONENTS)}; got {self.components!r}")
         if not 0.0 < self.target_fpr < 1.0:
             raise ValueError(f"Invalid configuration: target_fpr must be in (0, 1), got {self.target_fpr}")
         if self.max_per_class is not None and self.max_per_class < 10:
@@ -73,16 +84,16 @@ class JailbreakTask(SequenceClassificationTask):
     # --- data ----------------------------------------------------------------------------------------------
     def read_records(self, cfg: JailbreakConfig) -> list[dict]:
         if cfg.data is None:
-            return offline_jailbreak_dataset(cfg.seed, cfg.max_per_class)
+            return offline_jailbreak_dataset(cfg.seed, cfg.max_per_class, components=cfg.component_tuple())
         return labelled_records(cfg.data, cfg.data_config, cfg.data_split, cfg.text_column, cfg.label_column,
                                 cfg.seed)
 
     def load_splits(self, cfg: JailbreakConfig) -> Splits:
-        records, leaks = drop_eval_leaks(self.read_records(cfg))  # keeps the realistic set honest for any data
+        records, leaks = drop_eval_leaks(self.read_records(cfg))  # keeps every eval set honest for any data
         if cfg.max_samples:
             records = stratified_sample(records, cfg.max_samples, cfg.seed)
         splits = split_records(records, cfg.val_size, cfg.test_size, cfg.seed, label_key="label")
-        splits.notes["realistic_set_near_duplicates_removed"] = leaks
+        splits.notes["eval_set_near_duplicates_removed"] = leaks
         for part in ("train", "validation"):
             if {r["label"] for r in getattr(splits, part)} != set(LABELS):
                 raise DataError(f"{cfg.data or 'offline data'}: the {part} split needs both benign and jailbreak "
@@ -131,8 +142,27 @@ class JailbreakTask(SequenceClassificationTask):
                 "validation_jailbreak": int(y.sum()),
                 "method": "lowest threshold with validation FPR <= target_fpr (midpoint to the next score)"}
 
-    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
-        """Calibrate on validation (writes thresholds.json), then report test, realistic set and baselines."""
+    def score_eval_set(self, predictor, records: list[dict], threshold: float) -> tuple[dict, dict, np.ndarray]:
+        """(metrics at ``threshold`` incl. benign and hard-negative FPR, per-family flag rate, scores)."""
+        y = np.array([r["label"] == "jailbreak" for r in records], dtype=int)
+        scores = self.jailbreak_scores(predictor, [r["text"] for r in records])
+        metrics = binary_report(y, scores, threshold)
+        metrics["benign_fpr"] = metrics.pop("fpr")
+        hard = np.array([r["family"].startswith("hard_negative") for r in records])
+        metrics["hard_negative_fpr"] = float((scores[hard] >= threshold).mean()) if hard.any() else float("nan")
+        families = {}
+        for fam in sorted({r["family"] for r in records}):
+            idx = [i for i, r in enumerate(records) if r["family"] == fam]
+            families[fam] = {"label": records[idx[0]]["label"], "n": len(idx),
+                             "flagged": float((scores[idx] >= threshold).mean())}
+        return metrics, families, scores
+
+    def evaluate(self, predictor, splits, cfg, out_dir: Path, eval_sets: tuple[str, ...] = tuple(EVAL_SETS)
+                 ) -> dict[str, Any]:
+        """Calibrate on validation (writes thresholds.json), then report test, each eval set and baselines.
+
+        Each eval set ``name`` gets ``report[name]`` (metrics), ``report[f"{name}_families"]`` and
+        ``report["shortcut_baselines"][name]``; ``report["eval_sets"]`` lists the names in order."""
         out_dir = Path(out_dir)
         thresholds = self.calibrate(predictor, splits.validation, getattr(cfg, "target_fpr", 0.01))
         write_json(out_dir / THRESHOLDS, thresholds)
@@ -144,71 +174,69 @@ class JailbreakTask(SequenceClassificationTask):
         test = binary_report(y, scores, t)
         plots = plot_roc_pr(y, scores, t, out_dir, f"{self.name}: test split")
 
-        realistic_set = load_realistic_eval_set()
-        ry = np.array([r["label"] == "jailbreak" for r in realistic_set], dtype=int)
-        rs = self.jailbreak_scores(predictor, [r["text"] for r in realistic_set])
-        realistic = binary_report(ry, rs, t)
-        realistic["benign_fpr"] = realistic.pop("fpr")
-        hard = np.array([r["family"].startswith("hard_negative") for r in realistic_set])
-        realistic["hard_negative_fpr"] = float((rs[hard] >= t).mean())
-        plots += plot_roc_pr(ry, rs, t, out_dir, f"{self.name}: realistic set", prefix="realistic_")
-        families = {}
-        for fam in sorted({r["family"] for r in realistic_set}):
-            idx = [i for i, r in enumerate(realistic_set) if r["family"] == fam]
-            families[fam] = {"label": realistic_set[idx[0]]["label"], "n": len(idx),
-                             "flagged": float((rs[idx] >= t).mean())}
         test["fpr_benign"] = test.pop("fpr")
 
         report = {"task": self.name, "split_sizes": splits.sizes(), "data_notes": splits.notes,
-                  "threshold": thresholds, "test": test, "realistic": realistic, "realistic_families": families,
-                  "shortcut_baselines": {"test": shortcut_baselines(splits.train, splits.test),
-                                         "realistic": shortcut_baselines(splits.train, realistic_set)},
-                  "plots": plots}
+                  "threshold": thresholds, "test": test, "eval_sets": list(eval_sets),
+                  "shortcut_baselines": {"test": shortcut_baselines(splits.train, splits.test)}}
+        for name in eval_sets:
+            records = load_eval_set(name)
+            report[name], report[f"{name}_families"], scores = self.score_eval_set(predictor, records, t)
+            y = np.array([r["label"] == "jailbreak" for r in records], dtype=int)
+            plots += plot_roc_pr(y, scores, t, out_dir, f"{self.name}: {name} set", prefix=f"{name}_")
+            report["shortcut_baselines"][name] = shortcut_baselines(splits.train, records)
+        report["plots"] = plots
         write_report(out_dir, report, self.report_markdown(report))
         return report
 
     def report_markdown(self, report: dict) -> str:
         keys = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall_at_5pct_fpr", "accuracy", "precision", "recall",
                 "f1")
-        test, real = report["test"], report["realistic"]
-        rows = [[k, test[k], real[k]] for k in keys]
-        rows += [["benign FPR at threshold", test["fpr_benign"], real["benign_fpr"]],
-                 ["hard-negative FPR at threshold", "", real["hard_negative_fpr"]],
-                 ["examples", test["num_examples"], real["num_examples"]]]
+        names = report.get("eval_sets", ["realistic"])
+        test, sets = report["test"], [report[n] for n in names]
+        rows = [[k, test[k], *(s[k] for s in sets)] for k in keys]
+        rows += [["benign FPR at threshold", test["fpr_benign"], *(s["benign_fpr"] for s in sets)],
+                 ["hard-negative FPR at threshold", "", *(s["hard_negative_fpr"] for s in sets)],
+                 ["examples", test["num_examples"], *(s["num_examples"] for s in sets)]]
         base = report["shortcut_baselines"]
         th = report["threshold"]
-        fams = [[f, v["label"], v["n"], v["flagged"]] for f, v in report["realistic_families"].items()]
-        return "\n\n".join([
+        parts = [
             f"# {self.name} evaluation",
             f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
             f"Threshold {th['threshold']:.6g}: calibrated on validation for FPR <= {th['target_fpr']} "
             f"(validation FPR {th['validation_fpr']:.4f}, recall {th['validation_recall']:.4f}).",
-            "## Test split (in-distribution) and realistic set (hand-written, test-only)\n\n"
-            + markdown_table(["metric", "test", "realistic"], rows),
+            f"## Test split (in-distribution) and eval sets ({', '.join(names)}: hand-written, test-only)\n\n"
+            + markdown_table(["metric", "test", *names], rows),
             "Confusion matrices at the threshold ([[TN, FP], [FN, TP]]): test "
-            f"{test['confusion_matrix']}, realistic {real['confusion_matrix']}.",
+            f"{test['confusion_matrix']}, " + ", ".join(f"{n} {s['confusion_matrix']}" for n, s in zip(names, sets))
+            + ".",
             "## Shortcut baselines (ROC-AUC of scorers that never read the request)\n\n"
-            + markdown_table(["baseline", "test", "realistic"],
-                             [[k, base["test"][k], base["realistic"][k]]
+            + markdown_table(["baseline", "test", *names],
+                             [[k, base["test"][k], *(base[n][k] for n in names)]
                               for k in ("length_auc", "format_auc", "source_auc")])
             + "\n\nsource_auc is 1.0 on a random split by construction (every offline source is single-class); "
               "see bench/jailbreak_loso.py for whether the model relies on it.",
-            "## Realistic set by family (share flagged as jailbreak)\n\n"
-            + markdown_table(["family", "label", "n", "flagged"], fams),
-            "\n".join(f"![{p}]({p})" for p in report["plots"]),
-        ])
+        ]
+        for n in names:
+            fams = [[f, v["label"], v["n"], v["flagged"]] for f, v in report[f"{n}_families"].items()]
+            parts.append(f"## {n} set by family (share flagged as jailbreak)\n\n"
+                         + markdown_table(["family", "label", "n", "flagged"], fams))
+        parts.append("\n".join(f"![{p}]({p})" for p in report["plots"]))
+        return "\n\n".join(parts)
 
     def summary(self, report: dict) -> str:
-        """What `loraroute train jailbreak` prints: test beside the realistic set, plus shortcut baselines."""
-        test, real, base = report["test"], report["realistic"], report["shortcut_baselines"]
+        """What `loraroute train jailbreak` prints: test beside each eval set, plus shortcut baselines."""
+        names = report.get("eval_sets", ["realistic"])
+        test, sets, base = report["test"], [report[n] for n in names], report["shortcut_baselines"]
         keys = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall", "precision")
-        rows = [[k, test[k], real[k]] for k in keys]
-        rows += [["benign_fpr", test["fpr_benign"], real["benign_fpr"]],
-                 ["hard_negative_fpr", "", real["hard_negative_fpr"]]]
-        rows += [[f"baseline {k}", base["test"][k], base["realistic"][k]] for k in ("length_auc", "format_auc")]
+        rows = [[k, test[k], *(s[k] for s in sets)] for k in keys]
+        rows += [["benign_fpr", test["fpr_benign"], *(s["benign_fpr"] for s in sets)],
+                 ["hard_negative_fpr", "", *(s["hard_negative_fpr"] for s in sets)]]
+        rows += [[f"baseline {k}", base["test"][k], *(base[n][k] for n in names)]
+                 for k in ("length_auc", "format_auc")]
         return (f"Threshold {report['threshold']['threshold']:.6g} (validation FPR "
                 f"{report['threshold']['validation_fpr']:.4f}, target {report['threshold']['target_fpr']})\n"
-                + markdown_table(["metric", "test split", "realistic set"], rows))
+                + markdown_table(["metric", "test split", *(f"{n} set" for n in names)], rows))
 
     # --- answers -------------------------------------------------------------------------------------------
     def postprocess(self, texts, logits, encodings, meta, return_probabilities=True, threshold=None, **options):
