@@ -16,7 +16,7 @@ from loraroute.evaluate import markdown_table
 from loraroute.predict import Predictor
 from loraroute.tasks import get_task
 from loraroute.tasks.pii import DECODINGS, PIIConfig
-from loraroute.tasks.pii_spans import entity_metrics
+from loraroute.tasks.pii_metrics import entity_metrics
 
 
 def main() -> None:

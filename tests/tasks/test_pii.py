@@ -11,7 +11,8 @@ from loraroute.models.loading import load_base_model, load_tokenizer
 from loraroute.predict import Predictor
 from loraroute.tasks import get_task
 from loraroute.tasks.pii import PIIConfig, bio_entities, confusion_matrix_with_none
-from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens, entity_metrics
+from loraroute.tasks.pii_metrics import entity_metrics
+from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens
 from loraroute.train import train_task
 
 ARCHS = ["bert", "roberta", "modernbert"]

@@ -132,7 +132,7 @@ def check_contract(model_dir: str | Path) -> list[str]:
 
 # --- runtime agreement ---------------------------------------------------------------------------------------
 def _span_f1(ref: list[dict], other: list[dict]) -> float:
-    from loraroute.tasks.pii_spans import entity_metrics
+    from loraroute.tasks.pii_metrics import entity_metrics
 
     micro = entity_metrics([r["entities"] for r in ref], [o["entities"] for o in other])["micro"]
     return 1.0 if micro["tp"] + micro["fp"] + micro["fn"] == 0 else float(micro["f1"])

@@ -22,8 +22,9 @@ from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records
 from loraroute.evaluate import markdown_table, plot_confusion, softmax, summary_table, write_report
 from loraroute.tasks.base import Task
+from loraroute.tasks.pii_metrics import entity_metrics
 from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens, best_bio_path, bio_labels, \
-    constrained_label_ids, decode_spans, entity_metrics, merge_chunk_pieces, trim_trailing_punctuation
+    constrained_label_ids, decode_spans, merge_chunk_pieces, trim_trailing_punctuation
 
 DECODINGS = ("viterbi", "argmax")
 
