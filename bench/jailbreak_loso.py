@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from loraroute.binary_metrics import binary_report, threshold_for_fpr
-from loraroute.data.jailbreak import COMPONENTS, load_realistic_eval_set, offline_jailbreak_dataset
+from loraroute.data.jailbreak import COMPONENTS, load_eval_set, offline_jailbreak_dataset
 from loraroute.data.jailbreak_checks import held_out_rate, leave_one_source_out, shortcut_baselines
 from loraroute.data.splits import split_records
 from loraroute.evaluate import markdown_table
@@ -120,7 +120,7 @@ def split_train_val(records: list[dict], seed: int) -> tuple[list[dict], list[di
 
 def run_loso(args, scorer, out: Path) -> str:
     records = offline_jailbreak_dataset(args.seed, args.max_per_class)
-    realistic = load_realistic_eval_set()
+    realistic = load_eval_set("realistic")
     rows = []
     if not args.only or "none" in args.only:  # reference: the same settings with every source in training
         tr, val = split_train_val(records, args.seed)
@@ -151,7 +151,7 @@ def run_loso(args, scorer, out: Path) -> str:
 
 
 def run_steps(args, scorer, out: Path) -> str:
-    realistic = load_realistic_eval_set()
+    realistic = load_eval_set("realistic")
     ry = y_of(realistic)
     rows = []
     for i, (name, components, match) in enumerate(STEPS):

@@ -17,7 +17,7 @@ SMALL = 300  # max_per_class for the offline dataset in tests
 
 @pytest.fixture(scope="module")
 def eval_set():
-    return jb.load_realistic_eval_set()
+    return jb.load_eval_set("realistic")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_eval_loader_error_names_file_line_and_field(tmp_path, monkeypatch):
                                     + json.dumps({"text": "x", "label": "evil", "family": "persona"}) + "\n")
     monkeypatch.setattr(jb.importlib.resources, "files", lambda pkg: tmp_path)
     with pytest.raises(ValueError, match=r"jailbreak_realistic\.jsonl:2: field 'label'"):
-        jb.load_realistic_eval_set()
+        jb.load_eval_set("realistic")
 
 
 @pytest.mark.slow  # builds the set twice more (~10 s on a contended 2-core machine)
@@ -150,7 +150,7 @@ def test_generators_are_deterministic_and_label_correctly():
 # --- the blind set (written after the realistic set guided a data change; scored once) ---------------------
 @pytest.fixture(scope="module")
 def blind_set():
-    return jb.load_blind_eval_set()
+    return jb.load_eval_set("blind")
 
 
 def test_blind_set_has_150_per_class_60_hard_negatives_and_15_with_personal_data(blind_set):

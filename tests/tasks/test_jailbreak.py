@@ -12,7 +12,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, confusion_
 
 from loraroute.binary_metrics import binary_report, recall_at_fpr, threshold_for_fpr
 from loraroute.cli import main as cli_main
-from loraroute.data.jailbreak import DEFAULT_COMPONENTS, drop_eval_leaks, load_realistic_eval_set
+from loraroute.data.jailbreak import DEFAULT_COMPONENTS, drop_eval_leaks, load_eval_set
 from loraroute.data.jailbreak_checks import held_out_rate, leave_one_source_out, shortcut_baselines
 from loraroute.data.jailbreak_hub import labelled_records, to_label
 from loraroute.data.sources import DataError
@@ -165,7 +165,7 @@ def test_config_rejects_unknown_training_components():
 
 # --- data checks ---------------------------------------------------------------------------------------------
 def test_drop_eval_leaks_removes_planted_near_copies_of_realistic_items_only():
-    realistic = load_realistic_eval_set()
+    realistic = load_eval_set("realistic")
     long_item = max((r["text"] for r in realistic), key=len)
     planted = [{"text": "Hi! " + long_item.upper() + " Thanks.", "label": "benign", "source": "x"},
                {"text": realistic[0]["text"], "label": "benign", "source": "x"},

@@ -397,11 +397,3 @@ def load_eval_set(name: str) -> list[dict]:
         raise ValueError(f"unknown jailbreak eval set {name!r}; choose from {', '.join(EVAL_SETS)}")
     return [{"text": r["text"], "label": r["label"], "family": r["family"]}
             for r in read_labelled_set(f"eval_sets/{EVAL_SETS[name]}", LABELS, extra=("family",))]
-
-
-def load_realistic_eval_set() -> list[dict]:
-    return load_eval_set("realistic")
-
-
-def load_blind_eval_set() -> list[dict]:
-    return load_eval_set("blind")
