@@ -286,15 +286,16 @@ def replace_context_words(records: list[Record], rate: float, seed: int, share: 
     """
     if not 0.0 <= rate <= 1.0 or not 0.0 <= share <= 1.0:
         raise ValueError(f"rate and share must be in [0, 1], got {rate}, {share}")
-    vocab = [m.group() for rec in records for m in _outside_words(rec)]
+    outside = [_outside_words(rec) for rec in records]
+    vocab = [m.group() for words in outside for m in words]
     rng = random.Random(seed)
     out = []
-    for rec in records:
+    for rec, words in zip(records, outside):
         if not vocab or rng.random() >= share:
             out.append(rec)
             continue
         text, pos, pieces, shifts = rec["text"], 0, [], []  # shifts: (original end, length change)
-        for m in _outside_words(rec):
+        for m in words:
             if rng.random() >= rate:
                 continue
             word = rng.choice(vocab)
