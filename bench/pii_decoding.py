@@ -1,4 +1,5 @@
-"""PII answers from one trained model, decoded two ways: each word's argmax vs constrained Viterbi (the default).
+"""PII answers from one trained model, decoded three ways: each word's argmax, constrained Viterbi, and Viterbi with
+the pattern recognizers of ``tasks/pii_patterns.py`` (the default).
 
 The model directory carries its training config, so the same template-disjoint validation and test splits are
 rebuilt (seeded) and the logits are computed once; only the decoding differs. Entity micro P/R/F1 with exact type
@@ -33,11 +34,13 @@ def main() -> None:
         records = getattr(splits, part)
         texts = [r["text"] for r in records]
         logits, encodings = predictor.logits(texts)
-        for decoding in DECODINGS:
-            answers = task.postprocess(texts, logits, encodings, predictor.meta, decoding=decoding)
+        for decoding, patterns in [(d, False) for d in DECODINGS] + [("viterbi", True)]:
+            answers = task.postprocess(texts, logits, encodings, predictor.meta, decoding=decoding,
+                                       patterns=patterns)
             micro = entity_metrics([r["spans"] for r in records], [a["entities"] for a in answers])["micro"]
-            rows.append([part, decoding, len(records), micro["precision"], micro["recall"], micro["f1"]])
-    print(markdown_table(["split", "decoding", "texts", "precision", "recall", "micro-F1"], rows))
+            rows.append([part, decoding + (" + patterns" if patterns else ""), len(records), micro["precision"],
+                         micro["recall"], micro["f1"]])
+    print(markdown_table(["split", "answers", "texts", "precision", "recall", "micro-F1"], rows))
 
 
 if __name__ == "__main__":

@@ -184,14 +184,35 @@ def test_viterbi_decoding_keeps_a_split_email_whole_and_argmax_is_still_availabl
         return rows, encodings
 
     monkeypatch.setattr(Predictor, "logits", logits)
-    whole = predictor.predict([TEXT])[0]["entities"]
-    assert [(e["entity_type"], e["start"], e["end"]) for e in whole] == \
-        [(s["entity_type"], s["start"], s["end"]) for s in SPANS]
-    broken = predictor.predict([TEXT], decoding="argmax")[0]["entities"]
+    gold = [(s["entity_type"], s["start"], s["end"]) for s in SPANS]
+    whole = predictor.predict([TEXT], patterns=False)[0]["entities"]
+    assert [(e["entity_type"], e["start"], e["end"]) for e in whole] == gold
+    broken = predictor.predict([TEXT], decoding="argmax", patterns=False)[0]["entities"]
     assert len(broken) > len(SPANS) and ("EMAIL_ADDRESS", email["start"], email["end"]) not in \
         [(e["entity_type"], e["start"], e["end"]) for e in broken]
+    # the e-mail pattern recognizer (on by default) repairs what argmax broke
+    repaired = predictor.predict([TEXT], decoding="argmax")[0]["entities"]
+    assert [(e["entity_type"], e["start"], e["end"]) for e in repaired] == gold
     with pytest.raises(ValueError, match="decoding"):
         predictor.predict([TEXT], decoding="beam")
+
+
+@pytest.mark.slow
+def test_pattern_recognizers_replace_a_model_tag_over_a_valid_card_unless_turned_off(pii_runs, monkeypatch):
+    out = pii_runs("bert").artifact_dir
+    text = "Charge 4111 1111 1111 1111 for Ann, not 4111 1111 1111 1112."
+    card = text.index("4111")
+    as_phone = [{"entity_type": "PHONE_NUMBER", "start": card, "end": card + 19},
+                {"entity_type": "PERSON", "start": text.index("Ann"), "end": text.index("Ann") + 3}]
+    predictor = controlled_predictor(out, monkeypatch, {text: as_phone})
+    assert json.loads((out / "lora_config.json").read_text())["task_settings"]["patterns"] is True
+    served = predictor.predict([text])[0]["entities"]
+    assert [(e["entity_type"], e["text"], e["confidence"]) for e in served] == \
+        [("CREDIT_CARD", "4111 1111 1111 1111", 1.0), ("PERSON", "Ann", served[1]["confidence"])]
+    model_only = predictor.predict([text], patterns=False)[0]["entities"]
+    assert [e["entity_type"] for e in model_only] == ["PHONE_NUMBER", "PERSON"]  # the Luhn-invalid one: untouched
+    del predictor.meta["task_settings"]["patterns"]  # a model saved before patterns existed answers as evaluated
+    assert predictor.predict([text])[0]["entities"] == model_only
 
 
 @pytest.mark.slow

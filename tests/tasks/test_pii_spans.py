@@ -1,5 +1,6 @@
 """BIO alignment / decoding for PII spans across tokenizer families (all offline)."""
 
+import re
 import string
 
 import numpy as np
@@ -226,7 +227,7 @@ def _noisy_probs(labels, flips):
 
 
 def test_transitions_forbid_inside_after_other_types_and_new_entities_inside_a_chunk():
-    start, between, within = bio_transitions(LABELS)
+    start, between, within, _ = bio_transitions(LABELS)
     assert not start[L2I["I-PERSON"]] and start[L2I["B-PERSON"]] and start[L2I["O"]]
     assert between[L2I["B-PERSON"], L2I["I-PERSON"]] and not between[L2I["B-EMAIL_ADDRESS"], L2I["I-PERSON"]]
     assert not between[L2I["O"], L2I["I-PERSON"]] and between[L2I["I-PERSON"], L2I["B-PERSON"]]
@@ -268,6 +269,25 @@ def test_best_path_repairs_inside_tag_after_a_different_type_and_restarts_after_
     assert [LABELS[i] for i in best_bio_path(p, LABELS, restart=[False, False, True, False])] == \
         ["B-PERSON", "I-PERSON", "O", "O"]
     assert best_bio_path(np.zeros((0, len(LABELS))), LABELS) == []
+
+
+def test_only_an_address_continues_across_a_line_break():
+    labels = bio_labels(["PERSON", "STREET_ADDRESS"])
+    at = {label: i for i, label in enumerate(labels)}
+    *_, new_line = bio_transitions(labels)
+    assert new_line[at["I-STREET_ADDRESS"], at["I-STREET_ADDRESS"]] and new_line[at["O"], at["B-PERSON"]]
+    assert not new_line[at["B-PERSON"], at["I-PERSON"]] and new_line[at["B-PERSON"], at["B-PERSON"]]
+    text = "Ann Lee\nBob\n221 Baker Street\nSpringfield"
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    probs = np.full((len(words), len(labels)), 0.01)
+    for i, tag in enumerate(["B-PERSON", "I-PERSON", "I-PERSON", "B-STREET_ADDRESS", "I-STREET_ADDRESS",
+                             "I-STREET_ADDRESS", "I-STREET_ADDRESS"]):
+        probs[i, at[tag]] = 0.9
+    probs[2, at["B-PERSON"]] = 0.05  # "Bob" leans I-PERSON, but a name does not run over the line break
+    ids = constrained_label_ids(text, words, list(range(len(words))), probs, labels)
+    got = decode_spans(text, words, list(range(len(words))), ids, probs, dict(enumerate(labels)))
+    assert [(e["entity_type"], e["text"]) for e in got] == [
+        ("PERSON", "Ann Lee"), ("PERSON", "Bob"), ("STREET_ADDRESS", "221 Baker Street\nSpringfield")]
 
 
 def test_pieces_of_one_whitespace_free_chunk_merge_into_the_longest_pieces_type():

@@ -145,8 +145,10 @@ def compare(task, meta: dict, texts: list[str], ref: tuple, other: tuple) -> dic
     b = np.concatenate([np.atleast_2d(x) for x in other_logits])
     out = {"max_abs_diff": float(np.abs(a - b).max()),
            "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
-    ref_answers = task.postprocess(texts, ref_logits, encodings, meta)
-    other_answers = task.postprocess(texts, other_logits, encodings, meta)
+    # The model's own answers: PII pattern recognizers read the text, so they would agree on both sides and hide a
+    # runtime difference (tasks without the option ignore it).
+    ref_answers = task.postprocess(texts, ref_logits, encodings, meta, patterns=False)
+    other_answers = task.postprocess(texts, other_logits, encodings, meta, patterns=False)
     if task.kind == "token":
         out["span_f1"] = _span_f1(ref_answers, other_answers)
     else:  # the served decision (jailbreak applies its calibrated threshold, not argmax)

@@ -94,13 +94,19 @@ def _decision_runs(word_ids: Sequence[int | None], label_all_subwords: bool) -> 
     return [[i] for run in runs for i in run] if label_all_subwords else runs
 
 
-def bio_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Allowed label moves for :func:`constrained_label_ids`: ``(start, between, within)``.
+# Only an address runs over lines ("221 Baker Street\nSpringfield"); a name, a number or an e-mail ends at a line
+# break. In the offline generator's 12,000 sentences every one of the 1,162 spans holding a newline is an address.
+MULTILINE_TYPES = frozenset({"STREET_ADDRESS"})
+
+
+def bio_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Allowed label moves for :func:`constrained_label_ids`: ``(start, between, within, new_line)``.
 
     ``start[c]``: label ``c`` may open a sequence (not ``I-``).  ``between[p, c]``: BIO allows ``c`` after ``p``
     (``I-T`` only after ``B-T``/``I-T``).  ``within[p, c]``: also holds inside one whitespace-free chunk, where a
     tagged piece may only be followed by ``I-`` of its own type or ``O`` -- ``john.smith@example.com`` is one
-    entity, never ``EMAIL`` + ``PERSON`` + ``EMAIL``.
+    entity, never ``EMAIL`` + ``PERSON`` + ``EMAIL``.  ``new_line[p, c]``: across a line break, where only a
+    type in ``MULTILINE_TYPES`` may continue.
     """
     types = [None if lab == "O" else lab.split("-", 1)[1] for lab in labels]
     inside = np.array([lab.startswith("I-") for lab in labels])
@@ -108,23 +114,27 @@ def bio_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.n
     between = ~inside[None, :] | same_type
     outside = np.array([t is None for t in types])
     within = between & (outside[:, None] | outside[None, :] | (same_type & inside[None, :]))
-    return ~inside, between, within
+    single_line = np.array([t is not None and t not in MULTILINE_TYPES for t in types])
+    new_line = between & ~(inside & single_line)[None, :]
+    return ~inside, between, within, new_line
 
 
 def best_bio_path(probs: Any, labels: Sequence[str], within_chunk: Sequence[bool] | None = None,
-                  restart: Sequence[bool] | None = None) -> list[int]:
+                  restart: Sequence[bool] | None = None, new_line: Sequence[bool] | None = None) -> list[int]:
     """Viterbi over per-unit label probabilities: the most probable sequence that :func:`bio_transitions` allows.
 
-    ``within_chunk[k]`` / ``restart[k]`` say that unit ``k`` continues unit ``k-1``'s whitespace-free chunk, or
-    follows special tokens (so it may open a sequence); both default to False.
+    ``within_chunk[k]`` / ``restart[k]`` / ``new_line[k]`` say that unit ``k`` continues unit ``k-1``'s
+    whitespace-free chunk, follows special tokens (so it may open a sequence), or starts a new line; all default
+    to False.
     """
     probs = np.asarray(probs, dtype=np.float64)
     if len(probs) == 0:
         return []
-    start, between, within = bio_transitions(labels)
+    start, between, within, across = bio_transitions(labels)
     with np.errstate(divide="ignore"):
         emit = np.log(probs)
         moves_between, moves_within = np.where(between, 0.0, -np.inf), np.where(within, 0.0, -np.inf)
+        moves_across = np.where(across, 0.0, -np.inf)
         opening = np.where(start, 0.0, -np.inf)
     score = emit[0] + opening
     back = np.zeros(probs.shape, dtype=int)
@@ -133,7 +143,12 @@ def best_bio_path(probs: Any, labels: Sequence[str], within_chunk: Sequence[bool
             back[k] = int(score.argmax())
             score = score.max() + opening + emit[k]
             continue
-        moves = score[:, None] + (moves_within if within_chunk is not None and within_chunk[k] else moves_between)
+        if within_chunk is not None and within_chunk[k]:
+            moves = score[:, None] + moves_within
+        elif new_line is not None and new_line[k]:
+            moves = score[:, None] + moves_across
+        else:
+            moves = score[:, None] + moves_between
         back[k] = moves.argmax(0)
         score = moves.max(0) + emit[k]
     path = [int(score.argmax())]
@@ -154,13 +169,14 @@ def constrained_label_ids(text: str, offsets: Sequence, word_ids: Sequence[int |
     probs = np.asarray(probs, dtype=np.float64)
     out = probs.argmax(-1)
     runs = _decision_runs(word_ids, label_all_subwords)
-    within, restart = [False], [False]
+    within, restart, new_line = [False], [False], [False]
     for prev, run in zip(runs, runs[1:]):
         # up to the unit's first character: untrimmed BPE offsets (ModernBERT) start at the space before a word
         gap = text[max(_pair(offsets[i])[1] for i in prev):min(_pair(offsets[i])[0] for i in run) + 1]
         within.append(not any(ch.isspace() for ch in gap))
         restart.append(run[0] != prev[-1] + 1)
-    path = best_bio_path(probs[[run[0] for run in runs]], labels, within, restart)
+        new_line.append("\n" in gap or "\r" in gap)
+    path = best_bio_path(probs[[run[0] for run in runs]], labels, within, restart, new_line)
     for run, label_id in zip(runs, path):
         out[run[0]] = label_id
     return out
