@@ -198,6 +198,23 @@ def test_viterbi_decoding_keeps_a_split_email_whole_and_argmax_is_still_availabl
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHS)
+def test_pii_past_max_length_is_found_at_exact_offsets(pii_runs, arch, monkeypatch):
+    filler = " ".join(f"The report, part {i}, covers costs." for i in range(40))
+    text = f"John wrote: {filler} Mail a.b@x.io or call 555-123-4567 today. John"
+    spans = [{"entity_type": "PERSON", "start": 0, "end": 4},
+             {"entity_type": "EMAIL_ADDRESS", "start": text.index("a.b@x.io"), "end": text.index("a.b@x.io") + 8},
+             {"entity_type": "PHONE_NUMBER", "start": text.index("555"), "end": text.index("555") + 12},
+             {"entity_type": "PERSON", "start": len(text) - 4, "end": len(text)}]
+    predictor = controlled_predictor(pii_runs(arch).artifact_dir, monkeypatch, {text: spans})
+    (row,), (enc,) = predictor.logits([text])
+    assert enc["windows"] > 2 and len(enc["word_ids"]) > predictor.meta["max_length"]  # 64 in the tiny runs
+    entities = predictor.predict([text], patterns=False)[0]["entities"]
+    assert [(e["entity_type"], e["start"], e["end"]) for e in entities] == \
+        [(s["entity_type"], s["start"], s["end"]) for s in spans]
+
+
+@pytest.mark.slow
 def test_pattern_recognizers_replace_a_model_tag_over_a_valid_card_unless_turned_off(pii_runs, monkeypatch):
     out = pii_runs("bert").artifact_dir
     text = "Charge 4111 1111 1111 1111 for Ann, not 4111 1111 1111 1112."

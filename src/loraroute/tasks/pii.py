@@ -217,15 +217,15 @@ class PIITask(Task):
         alone = entity_metrics(gold, [a["entities"] for a in self.postprocess(texts, logits, encodings,
                                                                              predictor.meta, patterns=False)])
         settings = predictor.meta.get("task_settings", {})
-        right = total = truncated = 0
+        right = total = windowed = 0
         for row, enc, spans in zip(logits, encodings, gold):
             y = np.array(align_spans_to_tokens(enc["offsets"], enc["word_ids"], spans, predictor.label2id,
                                                settings.get("label_all_subwords", False)))
             keep = y != IGNORE_INDEX
             right += int((row.argmax(-1)[keep] == y[keep]).sum())
             total += int(keep.sum())
-            truncated += len(enc["word_ids"]) >= predictor.meta["max_length"]
-        test = {"num_examples": len(texts), "num_entities": sum(map(len, gold)), "truncated_examples": truncated,
+            windowed += enc.get("windows", 1) > 1
+        test = {"num_examples": len(texts), "num_entities": sum(map(len, gold)), "windowed_examples": windowed,
                 **{f"micro_{k}": m["micro"][k] for k in ("precision", "recall", "f1", "f2")},
                 **{f"macro_{k}": m["macro"][k] for k in ("precision", "recall", "f1", "f2")},
                 "token_accuracy": right / total if total else 0.0,

@@ -46,6 +46,11 @@ def ssn_valid(value: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+def card_valid(value: str, min_digits: int = 13) -> bool:
+    """Luhn-valid with 13-19 digits, Presidio's range (Maestro also issues 12: ``min_digits=12``)."""
+    return min_digits <= sum(c.isdigit() for c in value) <= 19 and luhn_valid(value)
+
+
 def ip_valid(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -73,12 +78,20 @@ RECOGNIZERS: tuple[PatternRecognizer, ...] = (
     # 13-19 digits, optionally grouped by spaces or dashes; issuers' first digits are 2-6 (Mastercard 2-series and
     # 5, Amex/Diners/JCB 3, Visa 4, Discover/Maestro 6).
     PatternRecognizer("CREDIT_CARD", re.compile(r"(?<![\w+-])[2-6]\d{0,3}(?:[ -]?\d{1,4}){3,5}(?![\w-])"),
-                      lambda v: 13 <= sum(c.isdigit() for c in v) <= 19 and luhn_valid(v)),
+                      card_valid),
     PatternRecognizer("IP_ADDRESS", re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)"), ip_valid),
     PatternRecognizer("IP_ADDRESS", re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}"
                                                r"(?![\w:])"), ip_valid),
     PatternRecognizer("US_SSN", re.compile(r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])"), ssn_valid),
 )
+
+
+# What every real value of these types passes, so a model entity that fails it is a false alarm and is dropped (as
+# Presidio invalidates a card number that fails Luhn): a 4-digit postcode the model read as a card, or as an SSN.
+MODEL_CHECKS: dict[str, Callable[[str], bool]] = {
+    "CREDIT_CARD": lambda value: card_valid(value, min_digits=12), "IBAN_CODE": iban_valid, "IP_ADDRESS": ip_valid,
+    "US_SSN": lambda value: sum(c.isdigit() for c in value) == 9,
+}
 
 
 def _candidates(value: str) -> Iterable[int]:
@@ -111,8 +124,10 @@ def pattern_entities(text: str, entity_types: Iterable[str] | None = None) -> li
 
 
 def apply_patterns(text: str, entities: list[dict], entity_types: Iterable[str] | None = None) -> list[dict]:
-    """The model's ``entities`` with every validated pattern match added; a model entity overlapping a match is
-    dropped, since a checksum is better evidence about a value than context is."""
+    """The model's ``entities`` with every validated pattern match added. A model entity overlapping a match is
+    dropped, since a checksum is better evidence about a value than context is, and so is one of a
+    ``MODEL_CHECKS`` type whose text fails the check."""
     found = pattern_entities(text, entity_types)
-    kept = [e for e in entities if not any(f["start"] < e["end"] and e["start"] < f["end"] for f in found)]
+    kept = [e for e in entities if not any(f["start"] < e["end"] and e["start"] < f["end"] for f in found)
+            and MODEL_CHECKS.get(e["entity_type"], lambda value: True)(e["text"])]
     return sorted(kept + found, key=lambda e: e["start"])
