@@ -48,6 +48,9 @@ class PIIConfig(TrainConfig):
     language: str | None = option("en", "ai4privacy language to keep (None keeps all six).")
     # Measured (README, PII): validation micro-F1 0.719 / 0.729 / 0.766 at 0 / 0.3 / 0.6, and 0 -> 0.6 lifts the
     # unseen-template test from 0.64 to 0.83 (US_SSN 0 -> 0.91, ZIP_CODE 0.20 -> 0.87).
+    max_length: int = option(
+        128, "Tokens per window: training examples are truncated to it; answers read a longer text in windows of "
+             "this size overlapping by a quarter, stitched into one sequence.")
     context_noise: float = option(
         0.6, "Augmentation: in half of the training sentences, replace each word outside the entities with this "
              "probability by a random non-entity word, so the model reads values, not template wording (0 = off).")
