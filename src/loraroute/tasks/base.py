@@ -131,7 +131,7 @@ def _stitch(windows: list[tuple[np.ndarray, list, list, list]]) -> tuple[np.ndar
     body: list[tuple] = []
     for rows, word_ids, offsets, token_ids in windows:
         tokens = [(rows[k], w, offsets[k], token_ids[k]) for k, w in enumerate(word_ids) if w is not None]
-        overlap = _overlap([(t[1], t[3]) for t in body], [(t[1], t[3]) for t in tokens])
+        overlap = _overlap([(t[1], t[3]) for t in body[-len(tokens):]], [(t[1], t[3]) for t in tokens])
         body = body[:len(body) - overlap + overlap // 2] + tokens[overlap // 2:]
     pieces = [list(zip(*(part[:first_real] for part in first)))] + [body] + \
         [list(zip(*(part[last_real + 1:] for part in last)))]
