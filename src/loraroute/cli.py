@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Decision threshold (jailbreak: overrides the calibrated one; intent: low-confidence "
                               "fallback; pii: minimum entity confidence).")
     predict.add_argument("--no-probabilities", action="store_true", help="Leave per-label probabilities out.")
+    predict.add_argument("--patterns", action=argparse.BooleanOptionalAction, default=None,
+                         help="PII: use (or, with --no-patterns, skip) the pattern recognizers for cards, IBANs, "
+                              "e-mails, IPs and SSNs (default: the model's stored setting).")
 
     all_runs = sub.add_parser(
         "train-all", help="Train every encoder task x base model, check each model, write summary.{md,json}.",
@@ -166,6 +169,8 @@ def cmd_predict(args) -> int:
     options = {"return_probabilities": not args.no_probabilities}
     if args.threshold is not None:
         options["threshold"] = args.threshold
+    if args.patterns is not None:
+        options["patterns"] = args.patterns
     if args.input:
         rows = read_local(Path(args.input))
         texts = [r["text"] for r in text_label_records(rows, "text", None, args.input)]

@@ -243,6 +243,11 @@ def test_cli_predict_prints_spans_for_a_pii_model(pii_runs, capsys):
         assert line["has_pii"] == bool(line["entities"])
         for e in line["entities"]:
             assert line["text"][e["start"]:e["end"]] == e["text"] and e["text"] == e["text"].strip()
+    card = "card 4111 1111 1111 1111"
+    recognized = {"entity_type": "CREDIT_CARD", "start": 5, "end": 24, "text": card[5:], "confidence": 1.0}
+    for flag, expected in (([], True), (["--no-patterns"], False)):
+        assert main(["predict", "--model", str(out), *flag, card]) == 0
+        assert (recognized in json.loads(capsys.readouterr().out)["entities"]) is expected
 
 
 # ----------------------------------------------------------------------------- data path and errors
