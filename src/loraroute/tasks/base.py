@@ -6,6 +6,7 @@ A task differs only where it must: its labels, data sources, encoding, metrics a
 
 from __future__ import annotations
 
+from itertools import takewhile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -125,17 +126,15 @@ def _stitch(windows: list[tuple[np.ndarray, list, list, list]]) -> tuple[np.ndar
     if len(windows) == 1:
         rows, word_ids, offsets, _ = windows[0]
         return rows, list(word_ids), list(offsets)
-    first, last = windows[0], windows[-1]
-    first_real = next(k for k, w in enumerate(first[1]) if w is not None)
-    last_real = max(k for k, w in enumerate(last[1]) if w is not None)
+    as_tokens = [list(zip(*window)) for window in windows]  # (logits row, word id, offset, token id) per token
     body: list[tuple] = []
-    for rows, word_ids, offsets, token_ids in windows:
-        tokens = [(rows[k], w, offsets[k], token_ids[k]) for k, w in enumerate(word_ids) if w is not None]
-        overlap = _overlap([(t[1], t[3]) for t in body[-len(tokens):]], [(t[1], t[3]) for t in tokens])
-        body = body[:len(body) - overlap + overlap // 2] + tokens[overlap // 2:]
-    pieces = [list(zip(*(part[:first_real] for part in first)))] + [body] + \
-        [list(zip(*(part[last_real + 1:] for part in last)))]
-    joined = [t for piece in pieces for t in piece]
+    for tokens in as_tokens:
+        real = [t for t in tokens if t[1] is not None]
+        overlap = _overlap([(t[1], t[3]) for t in body[-len(real):]], [(t[1], t[3]) for t in real])
+        body = body[:len(body) - overlap + overlap // 2] + real[overlap // 2:]
+    lead = list(takewhile(lambda t: t[1] is None, as_tokens[0]))
+    trail = list(takewhile(lambda t: t[1] is None, reversed(as_tokens[-1])))[::-1]
+    joined = lead + body + trail
     return np.stack([t[0] for t in joined]), [t[1] for t in joined], [t[2] for t in joined]
 
 

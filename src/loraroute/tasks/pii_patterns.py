@@ -129,5 +129,5 @@ def apply_patterns(text: str, entities: list[dict], entity_types: Iterable[str] 
     ``MODEL_CHECKS`` type whose text fails the check."""
     found = pattern_entities(text, entity_types)
     kept = [e for e in entities if not any(f["start"] < e["end"] and e["start"] < f["end"] for f in found)
-            and MODEL_CHECKS.get(e["entity_type"], lambda value: True)(e["text"])]
+            and (e["entity_type"] not in MODEL_CHECKS or MODEL_CHECKS[e["entity_type"]](e["text"]))]
     return sorted(kept + found, key=lambda e: e["start"])
