@@ -60,3 +60,23 @@ def test_bad_data_gives_an_error_message_not_a_traceback(tmp_path, capsys):
     bad.write_text('{"txt": "x", "label": "a"}\n')
     assert main(["train", "intent", "--data", str(bad), "--output-dir", str(tmp_path)]) == 2
     assert "bad.jsonl:1: missing field 'text'" in capsys.readouterr().err
+
+
+def test_clean_prints_what_it_removes_and_the_bytes_freed(tmp_path, capsys):
+    stale = tmp_path / "models" / f".tmp-lora_x_model-{2**22 + 1}-abc123_z"  # pid above any pid_max: dead
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"x" * 2048)
+    assert main(["clean", "--models-dir", str(tmp_path / "models"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove {stale}" in out and "2048 bytes" in out and stale.exists()
+    assert main(["clean", "--models-dir", str(tmp_path / "models")]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {stale}" in out and "2048 bytes" in out and "freed" in out and not stale.exists()
+
+
+def test_help_says_where_checkpoints_go(capsys):
+    help_text("train", "intent")
+    out = " ".join(capsys.readouterr().out.split())
+    assert ".loraroute-checkpoints" in out and "loraroute clean" in out
+    help_text("clean")
+    assert "--dry-run" in capsys.readouterr().out

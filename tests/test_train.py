@@ -8,7 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 
+from loraroute.artifacts import CHECKPOINTS, RUN_PID, artifact_name
 from loraroute.config import TrainConfig
 from loraroute.predict import Predictor
 from loraroute.tasks import get_task
@@ -55,9 +57,8 @@ def test_training_lowers_the_loss_and_writes_the_contract_layout(tiny_encoder, i
     adapter = load_file(out / "adapter" / "adapter_model.safetensors")
     assert any("classifier" in k for k in adapter) and any("lora_A" in k for k in adapter)
     assert not any(out.parent.glob(".tmp-*")), "temporary directory left behind"
-    umask = os.umask(0)
-    os.umask(umask)
-    assert out.stat().st_mode & 0o777 == 0o777 & ~umask, "servers running as other users must read the model"
+    # servers running as other users must read the model (safetensors writes its files 0600)
+    assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in [out, *out.rglob("*")])
 
     trained = Predictor.load(out)
     records = [json.loads(line) for line in intent_file.read_text().splitlines()]
@@ -116,9 +117,55 @@ def test_resume_after_an_interrupted_run_ends_where_an_uninterrupted_run_ends(be
     with pytest.raises(KeyboardInterrupt):
         train_task(get_task("intent"), cfg, callbacks=[Interrupt(after_step=30)])
     assert not (tmp / "resumed" / "m").exists(), "an interrupted run must not leave a model directory"
-    assert (tmp / "resumed" / ".checkpoints" / "m").is_dir()
+    assert get_last_checkpoint(str(tmp / CHECKPOINTS / "resumed" / "ckpt-m")), "resume reads the sibling folder"
     resumed = train_task(get_task("intent"), tiny_cfg(tiny_encoder("bert"), data, tmp / "resumed", resume=True))
     a = load_file(result.artifact_dir / "model.safetensors")
     b = load_file(resumed.artifact_dir / "model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+DEAD_PID = 2**22 + 1  # above the largest pid_max Linux allows: never a live process
+
+
+class WatchModelsTree(TrainerCallback):
+    """At every checkpoint: the lora_* directories under the models directory's parent, and this run's checkpoint
+    folder's contents."""
+
+    def __init__(self, parent, ckpt):
+        self.parent, self.ckpt, self.seen = parent, ckpt, []
+
+    def on_save(self, args, state, control, **kwargs):
+        lora = sorted(str(p.relative_to(self.parent)) for p in self.parent.rglob("*")
+                      if p.is_dir() and p.name.startswith("lora_"))
+        self.seen.append((lora, sorted(p.name for p in self.ckpt.iterdir())))
+
+
+@pytest.fixture(scope="module")
+def watched_run(tiny_encoder, tmp_path_factory):
+    from tests.conftest import write_intent_jsonl
+
+    tmp = tmp_path_factory.mktemp("watched")
+    data = write_intent_jsonl(tmp / "d.jsonl")
+    cfg = tiny_cfg(tiny_encoder("bert"), data, tmp / "models", name=None, epochs=2)
+    name = artifact_name(get_task("intent").artifact_prefix, cfg)
+    stale = tmp / "models" / f".tmp-{name}-{DEAD_PID}-abc123_z"  # what a killed run leaves
+    stale.mkdir(parents=True)
+    watch = WatchModelsTree(tmp, tmp / CHECKPOINTS / "models" / f"ckpt-{name}")
+    result = train_task(get_task("intent"), cfg, callbacks=[watch])
+    return result, watch, stale, tmp
+
+
+def test_no_lora_directory_appears_in_the_models_tree_while_training(watched_run):
+    result, watch, _, tmp = watched_run
+    assert result.artifact_dir.parent == tmp / "models" and result.artifact_dir.name.startswith("lora_")
+    assert len(watch.seen) >= 2
+    for lora, ckpt in watch.seen:
+        assert lora == [], "upstream discovery would take a checkpoint for a model"
+        assert RUN_PID in ckpt and any(name.startswith("checkpoint-") for name in ckpt)
+    assert not (tmp / CHECKPOINTS).exists(), "a successful run removes its checkpoints and their emptied folders"
+
+
+def test_a_run_removes_the_temporary_directory_a_killed_run_of_its_model_left(watched_run):
+    _, _, stale, _ = watched_run
+    assert not stale.exists()

@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     all_runs.add_argument("--alpha", type=int, help="LoRA alpha.")
     all_runs.add_argument("--quick", action="store_true",
                           help="Smoke run: 600 samples and one epoch per run unless --samples/--epochs say otherwise.")
-    all_runs.add_argument("--output-dir", default="models", help="Where model directories and the summary go.")
+    all_runs.add_argument("--output-dir", default="models",
+                          help="Where model directories and the summary go (checkpoints and run logs go beside it, "
+                               "in ../.loraroute-checkpoints/<its name>/).")
     all_runs.add_argument("--recipes", metavar="DIR",
                           help="Start each run from DIR/{task}_{model}.yaml when that recipe exists.")
     all_runs.add_argument("--no-fit", dest="fit", action="store_false",
@@ -99,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     all_runs.add_argument("--no-verify", dest="verify", action="store_false", help="Skip `verify` after each run.")
     all_runs.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                           help="Config keys applied to every run, e.g. max_length=64.")
+
+    clean = sub.add_parser(
+        "clean", help="Remove what failed or killed runs left: .tmp-*/.old-* directories and orphaned checkpoints.",
+        description="Removes from DIR the .tmp-*/.old-* directories of runs that are no longer alive, and from "
+                    "DIR/../.loraroute-checkpoints/<DIR name>/ the checkpoints and logs of finished or dead runs "
+                    "(also DIR/.checkpoints/, where an older loraroute kept them). A leftover with no recorded pid "
+                    "counts as orphaned after an hour without changes. A live run's files are never touched.")
+    clean.add_argument("--models-dir", default="models", metavar="DIR", help="Models directory (default: models).")
+    clean.add_argument("--dry-run", action="store_true", help="Print what would be removed; remove nothing.")
 
     from loraroute.serve.config import ServeConfig
 
@@ -234,6 +245,18 @@ def cmd_train_all(args) -> int:
     return 0 if all(r.status == "ok" for r in records) else 1
 
 
+def cmd_clean(args) -> int:
+    from loraroute.artifacts import clean
+
+    removed = clean(args.models_dir, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, why, size in removed:
+        print(f"{verb} {path} ({why}): {size / 1e6:.1f} MB")
+    total = sum(size for _, _, size in removed)
+    print(f"{len(removed)} leftover(s), {total} bytes ({total / 1e6:.1f} MB) {'to free' if args.dry_run else 'freed'}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from loraroute.export.onnx import export_onnx
 
@@ -256,7 +279,8 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {
     "train": cmd_train, "train-all": cmd_train_all, "train-specialists": cmd_train_specialists,
-    "predict": cmd_predict, "export": cmd_export, "verify": cmd_verify, "discover": cmd_discover, "serve": cmd_serve,
+    "predict": cmd_predict, "clean": cmd_clean, "export": cmd_export, "verify": cmd_verify, "discover": cmd_discover,
+    "serve": cmd_serve,
 }
 
 

@@ -47,7 +47,10 @@ class TrainConfig:
     val_size: float = option(0.1, "Fraction held out for validation (model selection, early stopping).")
     test_size: float = option(0.1, "Fraction held out for the final test report; never used for selection.")
     max_length: int = option(128, "Maximum tokens per example; longer inputs are truncated.")
-    output_dir: str = option("models", "Directory that receives the model directory (upstream discovery scans ./models).")
+    output_dir: str = option(
+        "models", "Directory that receives the model directory (upstream discovery scans ./models). Checkpoints and "
+        "run logs go beside it, in ../.loraroute-checkpoints/<its name>/ckpt-<model name>/, where discovery "
+        "never looks.")
     name: str | None = option(None, "Model directory name (default: lora_{task}_{arch}_r{rank}_model).")
 
     rank: int = option(16, "LoRA rank r.")
@@ -78,8 +81,12 @@ class TrainConfig:
     early_stopping_patience: int = option(2, "Stop after this many evaluations without improvement (0 disables).")
     evals_per_epoch: int = option(1, "Validation passes per epoch (also the checkpoint cadence).")
     seed: int = option(42, "Seed for splits, LoRA initialisation and data order.")
-    resume: bool = option(False, "Resume from the last checkpoint of an interrupted run with the same name.")
-    keep_checkpoints: bool = option(False, "Keep intermediate checkpoints after a successful run.")
+    resume: bool = option(
+        False, "Resume from the last checkpoint of an interrupted run with the same name and output_dir (read from "
+        "<output_dir>/../.loraroute-checkpoints/<output_dir name>/ckpt-<model name>/).")
+    keep_checkpoints: bool = option(
+        False, "Keep intermediate checkpoints (in <output_dir>/../.loraroute-checkpoints/) after a successful run; "
+        "`loraroute clean` removes them later.")
     threads: int | None = option(None, "CPU threads for torch (default: torch's choice).")
 
     @property

@@ -6,6 +6,7 @@ only the main process writes the model directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -21,7 +22,17 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from loraroute.artifacts import artifact_name, atomic_directory, save_model_artifact, write_json, write_model_card
+from loraroute.artifacts import (
+    RUN_PID,
+    artifact_name,
+    atomic_directory,
+    checkpoint_dir,
+    clean,
+    remove_tree,
+    save_model_artifact,
+    write_json,
+    write_model_card,
+)
 from loraroute.config import TrainConfig
 from loraroute.models.loading import (
     attach_lora,
@@ -32,7 +43,7 @@ from loraroute.models.loading import (
 )
 from loraroute.models.registry import resolve_model
 from loraroute.predict import Predictor, read_meta
-from loraroute.progress import CURVES_FILE, LOG_FILE, RunProgress, plot_training_curves, run_log
+from loraroute.progress import CURVES_FILE, LOG_FILE, RunProgress, is_main_process, plot_training_curves, run_log
 from loraroute.resources import training_device
 from loraroute.tasks.base import Task
 
@@ -45,11 +56,6 @@ class RunResult:
     report: dict[str, Any]
     train_seconds: float
     train_samples_per_second: float
-
-
-def checkpoint_dir(cfg: TrainConfig, name: str) -> Path:
-    # Hidden, so upstream's discovery (which scans lora_* names) never mistakes checkpoints for a model.
-    return Path(cfg.output_dir) / ".checkpoints" / name
 
 
 def training_arguments(cfg: TrainConfig, task: Task, out: Path, n_train: int) -> TrainingArguments:
@@ -93,14 +99,32 @@ def training_arguments(cfg: TrainConfig, task: Task, out: Path, n_train: int) ->
 
 def train_task(task: Task, cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> RunResult:
     """Train, evaluate and write the model directory. A :class:`RunProgress` in ``callbacks`` replaces the default
-    bar; the run's log is written next to its checkpoints and copied into the model directory as train.log."""
+    bar; the run's log is written next to its checkpoints (:func:`checkpoint_dir`) and copied into the model
+    directory as train.log."""
     cfg.task = task.name
     cfg.validate()
     name = artifact_name(task.artifact_prefix, cfg)
-    with run_log(checkpoint_dir(cfg, name) / LOG_FILE) as log_file:
+    with run_log(checkpoint_dir(cfg, name) / LOG_FILE) as log_file, _owned(checkpoint_dir(cfg, name)):
         log.info("run %s: %s on %s, batch %d x accumulation %d, %s epochs, rank %d", name, task.name, cfg.model,
                  cfg.batch_size, cfg.grad_accum, cfg.epochs, cfg.rank)
+        if is_main_process():
+            for path, why, size in clean(cfg.output_dir, name=name):
+                log.info("removed %s (%s): %.1f MB", path, why, size / 1e6)
         return _train_task(task, cfg, name, callbacks, log_file)
+
+
+@contextlib.contextmanager
+def _owned(ckpt: Path):
+    """Mark ``ckpt`` as this live run's (``loraroute clean`` leaves it alone) for the duration of the block."""
+    if not is_main_process():
+        yield
+        return
+    ckpt.mkdir(parents=True, exist_ok=True)
+    (ckpt / RUN_PID).write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        (ckpt / RUN_PID).unlink(missing_ok=True)
 
 
 def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[TrainerCallback] | None,
@@ -169,7 +193,7 @@ def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[Trainer
         if log_file.exists():
             shutil.copyfile(log_file, tmp / LOG_FILE)
     if not cfg.keep_checkpoints:
-        shutil.rmtree(ckpt, ignore_errors=True)
+        remove_tree(ckpt)
     return RunResult(final_dir, report, seconds, samples_per_second)
 
 

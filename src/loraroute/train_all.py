@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from loraroute.artifacts import artifact_name
+from loraroute.artifacts import artifact_name, checkpoint_dir
 from loraroute.config import TrainConfig
 from loraroute.evaluate import markdown_table
 from loraroute.progress import LOG_FILE, RunProgress, run_log
@@ -164,8 +164,6 @@ def train_all(tasks: list[str] | None = None, models: list[str] | None = None, o
 
 def run_one(record: RunRecord, output_dir: Path, settings: dict, quick: bool, recipes, fit: bool,
             train: Callable, resources: Resources, verify_model) -> None:
-    from loraroute.train import checkpoint_dir
-
     start = time.perf_counter()
     task = get_task(record.task)
     cfg: TrainConfig | None = None

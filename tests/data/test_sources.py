@@ -20,6 +20,36 @@ def test_jsonl_with_a_broken_line_names_the_file_and_line(tmp_path):
         read_local(path)
 
 
+# The bad byte is the 4th character of line 3; the CSV's line 3 starts with a two-byte "é" (columns count characters).
+BAD_LINE_3 = {
+    ".jsonl": b'{"text": "one", "label": "a"}\n{"text": "two", "label": "a"}\n{"t\xffxt": "three"}\n',
+    ".csv": b'text,label\n"one",a\n"\xc3\xa9t\xffe",a\n',
+    ".json": b'[\n{"text": "one", "label": "a"},\n{"t\xffxt": "two"}\n]\n',
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(BAD_LINE_3))
+def test_a_file_that_is_not_utf8_names_the_file_line_and_column_of_the_bad_byte(tmp_path, suffix):
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(BAD_LINE_3[suffix])
+    with pytest.raises(ValueError) as caught:
+        read_local(path)
+    assert str(caught.value) == f"{path}:3: not valid UTF-8 (byte 0xff at column 4)"
+
+
+def test_pii_files_that_are_not_utf8_name_the_line_too(tmp_path):
+    from loraroute.data.pii_sources import load_pii_jsonl, load_presidio_json
+
+    path = tmp_path / "pii.jsonl"
+    path.write_bytes(BAD_LINE_3[".jsonl"])
+    with pytest.raises(DataError, match=r"pii\.jsonl:3: not valid UTF-8 \(byte 0xff at column 4\)"):
+        load_pii_jsonl(path)
+    path = tmp_path / "pii.json"
+    path.write_bytes(BAD_LINE_3[".json"])
+    with pytest.raises(DataError, match=r"pii\.json:3: not valid UTF-8"):
+        load_presidio_json(path)
+
+
 def test_missing_field_names_the_line_and_field_and_lists_available_ones(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "ok", "label": "a"}\n{"question": "no text", "label": "b"}\n')

@@ -227,7 +227,10 @@ def test_training_writes_the_artifact_with_label_maps_threshold_and_report(train
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "benign", "1": "jailbreak"}
     for name in ("label_mapping.json", "jailbreak_type_mapping.json"):
-        assert json.loads((out / name).read_text()) == {"label_to_id": {"benign": 0, "jailbreak": 1},
+        # upstream Go's JailbreakMapping reads label_to_idx; the label_to_id pair stays for earlier readers
+        assert json.loads((out / name).read_text()) == {"label_to_idx": {"benign": 0, "jailbreak": 1},
+                                                         "idx_to_label": {"0": "benign", "1": "jailbreak"},
+                                                         "label_to_id": {"benign": 0, "jailbreak": 1},
                                                          "id_to_label": {"0": "benign", "1": "jailbreak"}}
     th = json.loads((out / "thresholds.json").read_text())
     assert 0.0 < th["threshold"] < 1.0 and th["target_fpr"] == 0.05 and th["validation_fpr"] <= 0.05

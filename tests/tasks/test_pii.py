@@ -73,7 +73,9 @@ def test_training_writes_the_pii_layout_and_lowers_the_token_loss(pii_runs, arch
                  "lora_config.json", "eval_report.json", "eval_report.md", "adapter/adapter_model.safetensors"):
         assert (out / name).exists(), name
     mapping = json.loads((out / "label_mapping.json").read_text())
-    assert set(mapping) == {"label_to_id", "id_to_label"}
+    # upstream Go's PIIMapping reads label_to_idx/idx_to_label; label_to_id/id_to_label stay for earlier readers
+    assert set(mapping) == {"label_to_idx", "idx_to_label", "label_to_id", "id_to_label"}
+    assert mapping["label_to_idx"] == mapping["label_to_id"] and mapping["idx_to_label"] == mapping["id_to_label"]
     assert json.loads((out / "pii_type_mapping.json").read_text()) == mapping
     id2label = json.loads((out / "config.json").read_text())["id2label"]
     assert len(id2label) == 35 and id2label["0"] == "O" and id2label["1"] == "B-AGE"
@@ -347,3 +349,14 @@ def test_context_noise_changes_training_sentences_only_and_every_type_keeps_a_tr
     assert {sp["entity_type"] for r in plain.validation + plain.test for sp in r["spans"]} <= train_types
     with pytest.raises(ValueError, match="context_noise"):
         tiny_pii_cfg(tmp_path, tmp_path, context_noise=2.0).validate()
+
+
+def test_pii_label_maps_carry_upstream_gos_keys_beside_the_earlier_ones():
+    files = get_task("pii").label_files(["O", "B-PERSON", "I-PERSON"])
+    assert set(files) == {"label_mapping.json", "pii_type_mapping.json"}
+    for mapping in files.values():
+        assert mapping["label_to_idx"] == mapping["label_to_id"] == {"O": 0, "B-PERSON": 1, "I-PERSON": 2}
+        assert mapping["idx_to_label"] == mapping["id_to_label"] == {"0": "O", "1": "B-PERSON", "2": "I-PERSON"}
+    intent = get_task("intent").label_files(["law", "math"])
+    assert intent["category_mapping.json"] == {"category_to_idx": {"law": 0, "math": 1},
+                                               "idx_to_category": {"0": "law", "1": "math"}}

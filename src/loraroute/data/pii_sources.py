@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from loraroute.data.pii import _MERGE_ADJACENT, Record, _merge_adjacent, _record, validate_record
-from loraroute.data.sources import DataError
+from loraroute.data.sources import DataError, utf8_errors_located
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def load_presidio_json(path: str | Path) -> list[Record]:
     [{"entity_type", "entity_value", "start_position", "end_position"}], "template_id"?}]``."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with utf8_errors_located(path):
+            data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
     if not isinstance(data, list):
@@ -73,7 +74,7 @@ def load_pii_jsonl(path: str | Path) -> list[Record]:
     lines skipped).  Errors name the file, record index and line number."""
     path = Path(path)
     out = []
-    with path.open(encoding="utf-8") as fh:
+    with utf8_errors_located(path), path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

@@ -6,16 +6,40 @@ name the exact line and field that is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 class DataError(ValueError):
     """Bad input data; the message names the file, line (or record) and field."""
+
+
+@contextlib.contextmanager
+def utf8_errors_located(path: Path) -> Iterator[None]:
+    """Re-raise a UnicodeDecodeError from reading ``path`` inside the block as a DataError naming its line and column.
+
+    The error's own offset counts from the start of an internal read buffer, not of the file, so the file's bytes
+    are decoded again to find the first bad byte.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raw = Path(path).read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as whole:
+            exc = whole
+        else:  # decoded fine the second time (the file changed): report what we have
+            raise DataError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start:exc.start].decode("utf-8")) + 1  # in characters, as an editor counts
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column})") from None
 
 
 def package_file(relative: str) -> Path:
@@ -65,7 +89,7 @@ def read_local(path: Path) -> list[dict[str, Any]]:
 
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
+    with utf8_errors_located(path), path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -82,7 +106,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def _read_json(path: Path) -> list[dict]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with utf8_errors_located(path):
+            data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if isinstance(data, dict):  # {"data": [...]} / {"train": [...]} style wrappers
@@ -101,7 +126,7 @@ def _read_json(path: Path) -> list[dict]:
 
 
 def _read_csv(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with utf8_errors_located(path), path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         rows = []
         for row in reader:

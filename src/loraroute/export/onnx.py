@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from loraroute.artifacts import make_world_readable
 from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
 from loraroute.models.registry import ENCODER_TYPES
 from loraroute.predict import BasePredictor
@@ -115,9 +116,8 @@ def _atomic_write(target: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the model should read like any other written file
+        make_world_readable(Path(tmp))  # mkstemp makes 0600; a router running as another user must read it
+        make_world_readable(target.parent)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

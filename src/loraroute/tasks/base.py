@@ -26,9 +26,12 @@ class Task:
     selection_greater_is_better: ClassVar[bool] = True
     headline_metric: ClassVar[str] = "accuracy"   # key of report["test"] that summaries show
     save_merged: ClassVar[bool] = True            # causal LMs ship the adapter only (a merged 0.6B is 2.4 GB)
-    label_map_keys: ClassVar[tuple[str, str]] = ("label_to_id", "id_to_label")
+    label_map_keys: ClassVar[tuple[str, str]] = ("label_to_id", "id_to_label")  # what upstream's loader reads
     label_map_copy: ClassVar[str | None] = None   # second file name upstream readers look for
+    label_map_also: ClassVar[tuple[str, str] | None] = None  # the same maps under a second pair of key names
     demo_texts: ClassVar[list[str]] = []
+    serve_name: ClassVar[str | None] = None       # the HTTP task name (intent | pii | security); None: not served
+    serve_threshold: ClassVar[float] = 0.5        # default serving threshold; its meaning is the task's
 
     # --- data --------------------------------------------------------------------------------------------
     def load_splits(self, cfg: TrainConfig) -> Splits:
@@ -64,10 +67,12 @@ class Task:
         raise NotImplementedError
 
     def label_files(self, labels: list[str]) -> dict[str, dict]:
-        """``label_mapping.json`` (and upstream's second name for it) with the task's key names."""
-        to_id, to_label = self.label_map_keys
-        mapping = {to_id: {label: i for i, label in enumerate(labels)},
-                   to_label: {str(i): label for i, label in enumerate(labels)}}
+        """``label_mapping.json`` (and upstream's second name for it) with the task's key names (and the second
+        pair, ``label_map_also``, beside them)."""
+        mapping: dict[str, dict] = {}
+        for to_id, to_label in filter(None, (self.label_map_keys, self.label_map_also)):
+            mapping[to_id] = {label: i for i, label in enumerate(labels)}
+            mapping[to_label] = {str(i): label for i, label in enumerate(labels)}
         files = {"label_mapping.json": mapping}
         if self.label_map_copy:
             files[self.label_map_copy] = mapping
@@ -85,6 +90,24 @@ class Task:
     def extra_metadata(self, cfg: TrainConfig) -> dict[str, Any]:
         """Task settings that inference needs (stored in lora_config.json under "task_settings")."""
         return {}
+
+    # --- served answers (serving tasks only; see tasks/answers.py) ------------------------------------------
+    def stored_threshold(self, meta: dict[str, Any]) -> float | None:
+        """A serving threshold calibrated into the model directory, if the task ships one."""
+        return None
+
+    def serve_raw(self, predictor, texts: list[str]) -> list[dict]:
+        """Option-free answers: what every request's options are later applied to (so requests share a batch)."""
+        raise NotImplementedError(f"task {self.name!r} is not served")
+
+    def batch_result(self, raw: dict, options, threshold: float) -> dict:
+        raise NotImplementedError(f"task {self.name!r} is not served")
+
+    def single_response(self, raw: dict, options, threshold: float, text: str) -> dict:
+        raise NotImplementedError(f"task {self.name!r} is not served")
+
+    def statistics(self, results: list[dict], threshold: float) -> dict:
+        raise NotImplementedError(f"task {self.name!r} is not served")
 
 
 def batched_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
