@@ -1,4 +1,6 @@
-"""verify: passes on trained models, fails on corrupted weights and inconsistent files, refuses pickle weights."""
+"""verify: passes on trained models, fails on corrupted weights and inconsistent files, refuses pickle weights.
+
+What upstream's candle loaders can read, and runtime (e), are tested in test_candle.py."""
 
 import json
 
@@ -21,8 +23,8 @@ def test_verify_passes_on_a_trained_intent_model_with_int8_and_writes_the_report
     export_onnx(model_dir, int8=True)
     report = verify_model(model_dir)
     assert report["passed"], report["failures"]
-    assert set(report["pairs"]) == {"a-b", "b-c", "c-d"}
-    assert report["pairs"]["a-b"]["max_abs_diff"] <= 1e-4 and report["pairs"]["b-c"]["max_abs_diff"] <= 1e-4
+    assert set(report["pairs"]) == {"a-b", "b-c", "c-d", "b-e"}  # e: candle, upstream's runtime
+    assert all(report["pairs"][p]["max_abs_diff"] <= 1e-4 for p in ("a-b", "b-c", "b-e"))
     assert report["pairs"]["c-d"]["max_abs_diff"] > 0  # int8 really ran the quantised graph
     assert report["contract_problems"] == [] and report["labels_without_written_probe"] == []
     assert json.loads((model_dir / REPORT_FILE).read_text())["passed"] is True
@@ -31,7 +33,7 @@ def test_verify_passes_on_a_trained_intent_model_with_int8_and_writes_the_report
 def test_verify_without_an_export_checks_a_temporary_onnx_and_leaves_the_directory_clean(intent_artifact, copy_of):
     model_dir = copy_of(intent_artifact("bert"))
     report = verify_model(model_dir, extra_texts=["question 5: court verdict"])
-    assert report["passed"] and set(report["pairs"]) == {"a-b", "b-c"}
+    assert report["passed"] and set(report["pairs"]) == {"a-b", "b-c", "b-e"}
     assert any("temporary" in note for note in report["notes"])
     assert not (model_dir / "onnx").exists()
 
@@ -48,6 +50,7 @@ def test_verify_fails_when_a_merged_weight_is_corrupted(intent_artifact, copy_of
     report = json.loads((model_dir / REPORT_FILE).read_text())
     assert not report["pairs"]["a-b"]["passed"] and report["pairs"]["a-b"]["max_abs_diff"] > 1e-4
     assert report["pairs"]["b-c"]["passed"]  # ONNX was exported from the same (corrupted) merged weights
+    assert report["pairs"]["b-e"]["passed"]  # and candle read that same file
 
 
 def test_a_label_map_of_the_wrong_size_is_reported_by_file_name(intent_artifact, copy_of):
@@ -126,6 +129,7 @@ def test_verify_passes_on_a_pii_model_and_compares_spans(pii_artifact, copy_of):
     report = verify_model(model_dir)
     assert report["kind"] == "token" and report["passed"], report["failures"]
     assert report["pairs"]["b-c"]["span_f1"] == 1.0
+    assert report["pairs"]["b-e"]["span_f1"] == 1.0 and report["pairs"]["b-e"]["max_abs_diff"] <= 1e-4
     assert report["pairs"]["c-d"]["span_f1"] >= 0.98
     texts = ["Call John Smith at (212) 555-0187.", "nothing here"]
     def spans(answers):

@@ -1,8 +1,10 @@
 """``loraroute verify``: the model directory's contract, and agreement of every runtime on a probe set.
 
-Runtimes: (a) base + adapter in PyTorch, (b) merged PyTorch, (c) ONNX Runtime fp32, (d) ONNX int8 when exported.
-Pairs (a)-(b) and (b)-(c) must agree to 1e-4 in every logit (the same arithmetic, reordered); (c)-(d) is a lossy
-quantisation, so it must keep >= 99% of argmax decisions (and answers) and, for PII, span F1 >= 0.98 against fp32.
+Runtimes: (a) base + adapter in PyTorch, (b) merged PyTorch, (c) ONNX Runtime fp32, (d) ONNX int8 when exported,
+(e) candle, the runtime upstream serves with (BERT-path models, when the candle extra is installed).
+Pairs (a)-(b), (b)-(c) and (b)-(e) must agree to 1e-4 in every logit (the same arithmetic, reordered); (c)-(d) is a
+lossy quantisation, so it must keep >= 99% of argmax decisions (and answers) and, for PII, span F1 >= 0.98 against
+fp32. The contract check also says whether upstream's candle loaders can read the directory (``report["upstream"]``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import LORA_CONFIG, read_json, write_json
+from loraroute.artifacts import LORA_CONFIG, make_world_readable, read_json, write_json
+from loraroute.export.candle import candle_skip_reason, upstream_loadability, upstream_report  # noqa: F401 (API)
 from loraroute.models.loading import refuse_pickle_only
 from loraroute.tasks import get_task, task_for_artifact
 
@@ -22,7 +25,10 @@ LOGIT_TOLERANCE = 1e-4
 INT8_MIN_AGREEMENT = 0.99
 INT8_MIN_SPAN_F1 = 0.98
 REPORT_FILE = "verify_report.json"
-RUNTIMES = {"a": "base+adapter (PyTorch)", "b": "merged (PyTorch)", "c": "ONNX fp32", "d": "ONNX int8"}
+RUNTIMES = {"a": "base+adapter (PyTorch)", "b": "merged (PyTorch)", "c": "ONNX fp32", "d": "ONNX int8",
+            "e": "candle (upstream's runtime)"}
+PAIRS = ("a-b", "b-c", "c-d", "b-e")
+EXACT_PAIRS = ("a-b", "b-c", "b-e")  # the same arithmetic reordered: held to LOGIT_TOLERANCE
 LORA_KEYS = ("task", "base_model", "rank", "alpha", "target_modules", "num_labels")
 
 
@@ -51,17 +57,17 @@ def head_size(weights: Path) -> tuple[str, int] | None:
 
 
 def _check_labels(model_dir: Path, task, labels: list[str], problems: list[str]) -> None:
-    to_id_key, to_label_key = task.label_map_keys
     for name, expected in task.label_files(labels).items():
         mapping = _read(model_dir / name, problems)
         if mapping is None:
             continue
-        if not isinstance(mapping, dict) or set(mapping) != {to_id_key, to_label_key}:
+        keys = list(expected)  # the task's key names, and any second pair it writes beside them (label_map_also)
+        if not isinstance(mapping, dict) or set(mapping) != set(keys):
             found = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
-            problems.append(f"{name}: expected keys {to_id_key!r} and {to_label_key!r} (what upstream's {task.name} "
-                            f"loader reads), found {found}")
+            named = ", ".join(repr(k) for k in keys[:-1]) + f" and {keys[-1]!r}"
+            problems.append(f"{name}: expected keys {named} (what upstream's {task.name} loader reads), found {found}")
             continue
-        for key in (to_id_key, to_label_key):
+        for key in keys:
             got = mapping[key]
             if not isinstance(got, dict) or len(got) != len(labels):
                 size = len(got) if isinstance(got, dict) else type(got).__name__
@@ -159,7 +165,7 @@ def compare(task, meta: dict, texts: list[str], ref: tuple, other: tuple) -> dic
 
 def _judge(pair: str, m: dict[str, float]) -> list[str]:
     failures = []
-    if pair in ("a-b", "b-c") and not m["max_abs_diff"] <= LOGIT_TOLERANCE:
+    if pair in EXACT_PAIRS and not m["max_abs_diff"] <= LOGIT_TOLERANCE:
         failures.append(f"max |logit diff| {m['max_abs_diff']:.2e} > {LOGIT_TOLERANCE:g}")
     if pair == "c-d":
         for key in ("argmax_agreement", "answer_agreement"):
@@ -170,13 +176,16 @@ def _judge(pair: str, m: dict[str, float]) -> list[str]:
     return failures
 
 
-def _run_paths(model_dir: Path, texts: list[str], notes: list[str]) -> tuple[dict[str, tuple], dict[str, str]]:
-    """Logits of every runtime that loads; errors by runtime for those that do not."""
+def _run_paths(model_dir: Path, texts: list[str], notes: list[str]
+               ) -> tuple[dict[str, tuple], dict[str, str], dict[str, str]]:
+    """Logits of every runtime that loads; errors by runtime for those that do not; why a runtime was skipped."""
+    from loraroute.export.candle import CandlePredictor
     from loraroute.export.onnx import OnnxPredictor, export_onnx, onnx_path
     from loraroute.predict import Predictor
 
     results: dict[str, tuple] = {}
     errors: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="loraroute-verify-") as tmp:
         fp32 = onnx_path(model_dir)
         loaders = {"a": lambda: Predictor.load(model_dir, use_adapter=True),
@@ -184,6 +193,12 @@ def _run_paths(model_dir: Path, texts: list[str], notes: list[str]) -> tuple[dic
                    "c": lambda: OnnxPredictor.load(model_dir, onnx_file=fp32)}
         if onnx_path(model_dir, int8=True).exists():
             loaders["d"] = lambda: OnnxPredictor.load(model_dir, int8=True)
+        skip = candle_skip_reason(model_dir)
+        if skip is None:
+            loaders["e"] = lambda: CandlePredictor.load(model_dir)
+        else:  # not an error: the model may be valid, only not comparable with upstream's runtime
+            skipped["e"] = skip
+            notes.append(f"(e) {RUNTIMES['e']} not run: {skip}")
         if not fp32.exists():
             notes.append(f"no {fp32.relative_to(model_dir)}: exported a temporary one for this check "
                          f"(`loraroute export onnx {model_dir}` keeps one)")
@@ -199,7 +214,7 @@ def _run_paths(model_dir: Path, texts: list[str], notes: list[str]) -> tuple[dic
             except (ValueError, RuntimeError, FileNotFoundError, OSError) as exc:
                 errors[key] = str(exc)
             predictor = None  # free each model before loading the next
-    return results, errors
+    return results, errors, skipped
 
 
 def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, write: bool = True) -> dict[str, Any]:
@@ -210,8 +225,13 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
 
     model_dir = Path(model_dir)
     problems = check_contract(model_dir)
-    report: dict[str, Any] = {"model_dir": str(model_dir), "contract_problems": problems, "pairs": {},
-                              "runtime_errors": {}, "notes": [],
+    upstream = upstream_report(model_dir)
+    if upstream["path"] is not None:
+        # A BERT or ModernBERT model is meant to be served upstream, so what stops candle reading it is a contract
+        # problem; a RoBERTa (etc.) model is a valid loraroute model that upstream has no loader for: reported only.
+        problems += [r for r in upstream["reasons"] if r not in problems]
+    report: dict[str, Any] = {"model_dir": str(model_dir), "contract_problems": problems, "upstream": upstream,
+                              "pairs": {}, "runtime_errors": {}, "notes": [],
                               "tolerances": {"logits": LOGIT_TOLERANCE, "int8_agreement": INT8_MIN_AGREEMENT,
                                              "int8_span_f1": INT8_MIN_SPAN_F1}}
     if any("no such model directory" in p or "pickle" in p for p in problems):
@@ -223,12 +243,13 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
     texts += list(extra_texts or [])
     report.update(task=task.name, kind=task.kind, num_texts=len(texts), labels_without_written_probe=unprobed)
 
-    results, errors = _run_paths(model_dir, texts, report["notes"])
+    results, errors, skipped = _run_paths(model_dir, texts, report["notes"])
     report["runtime_errors"] = errors
-    report["runtimes"] = {RUNTIMES[k]: ("ok" if k in results else "error") for k in RUNTIMES
-                          if k in results or k in errors}
+    report["runtimes_skipped"] = {RUNTIMES[k]: why for k, why in skipped.items()}
+    report["runtimes"] = {RUNTIMES[k]: ("ok" if k in results else "error" if k in errors else "skipped")
+                          for k in RUNTIMES if k in results or k in errors or k in skipped}
     failures = [f"{RUNTIMES[k]}: {e}" for k, e in errors.items()]
-    for pair in ("a-b", "b-c", "c-d"):
+    for pair in PAIRS:
         x, y = pair.split("-")
         if x in results and y in results:
             metrics = compare(task, meta, texts, results[x], results[y])
@@ -250,6 +271,7 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
 def _write_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     write_json(tmp, data)
+    make_world_readable(tmp)
     os.replace(tmp, path)
 
 
@@ -266,6 +288,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"verify {report['model_dir']} ({report.get('task', '?')}, {report.get('num_texts', 0)} probe texts)", ""]
     if rows:
         lines += [markdown_table(["pair", "max abs logit diff", "argmax agreement", kind, "status"], rows), ""]
+    upstream = report.get("upstream")
+    if upstream:
+        where = f"{upstream['path']} path" if upstream["path"] else f"model_type {upstream['model_type']!r}"
+        lines.append(f"- upstream (vLLM semantic-router candle-binding, {where}): "
+                     + ("loadable" if upstream["loadable"] else "NOT loadable: " + "; ".join(upstream["reasons"])))
     lines += [f"- {note}" for note in report.get("notes", [])]
     lines += [f"- FAIL: {f}" for f in report.get("failures", report.get("contract_problems", []))]
     lines.append("PASSED" if report["passed"] else "FAILED")
