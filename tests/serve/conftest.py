@@ -7,8 +7,17 @@ exactly what a real predictor returns.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -116,6 +125,26 @@ class FakeSecurity:
         return out
 
 
+class FakeIntent:
+    """Intent contract: 'integral' is math, 'court' is law, anything else biology, at fixed confidences."""
+
+    labels = ["biology", "law", "math"]
+
+    def __init__(self):
+        self.meta = {"task": "intent", "labels": self.labels}
+
+    def predict(self, texts, return_probabilities=True, **options):
+        out = []
+        for text in texts:
+            label = "math" if "integral" in text else "law" if "court" in text else "biology"
+            probs = {name: 0.8 if name == label else 0.1 for name in self.labels}
+            answer = {"label": label, "confidence": 0.8, "fallback": False}
+            if return_probabilities:
+                answer["probabilities"] = probs
+            out.append(answer)
+        return out
+
+
 class FakePII:
     """PII contract: e-mail addresses (confidence 0.9) and 'Dr. Name' persons (confidence 0.4)."""
 
@@ -137,3 +166,60 @@ class FakePII:
                 entities = [e for e in entities if e["confidence"] >= threshold]
             out.append({"has_pii": bool(entities), "entities": entities})
         return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url, body=None, timeout=10, headers=None):
+    """(status, JSON body, headers) of one request; ``body`` bytes go as they are, anything else as JSON."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), exc.headers
+
+
+def read_until_closed(sock: socket.socket) -> tuple[bytes, bytes]:
+    """(status line and headers, body) of the one response a server sends before it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+@contextlib.contextmanager
+def running_server(models: Path, log_path: Path, *options: str):
+    """`loraroute serve` as its own process on a free loopback port; yields (base URL, process)."""
+    port = free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "loraroute.cli", "serve", "--models-dir", str(models),
+                             "--port", str(port), *options],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # import + model load on a contended 2-core machine
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if call(base + "/health", timeout=2)[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "server did not become healthy in 120 s"
+            time.sleep(0.5)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -15,7 +15,8 @@ from tests.serve.conftest import INTENT_PROBES, FakePII, FakeSecurity
 pytestmark = pytest.mark.slow  # the session's tiny models train once, on first use (~15 s)
 
 BATCH = "/api/v1/classify/batch"
-LIMITS = ServeConfig(max_batch_texts=4, max_text_chars=200)
+LIMITS = ServeConfig(max_batch_texts=4, max_text_chars=200, max_body_bytes=1_000_000)
+STRICT = ServeConfig(max_batch_texts=4, max_text_chars=200, max_body_bytes=1_000_000, strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,17 @@ def client(classifier):
         yield c
 
 
+@pytest.fixture
+def strict_client(classifier):
+    with TestClient(create_app(classifier, None, STRICT)) as c:
+        yield c
+
+
 def assert_error(response, status, code, *words):
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "timestamp"} and error["code"] == code
+    assert set(error) == {"code", "message", "timestamp", "request_id"} and error["code"] == code
+    assert response.headers["x-request-id"] == error["request_id"]
     assert error["timestamp"].endswith("Z")
     for word in words:
         assert word in error["message"]
@@ -50,7 +58,6 @@ def assert_error(response, status, code, *words):
     (b'{"texts": ["a", "b", "c", "d", "e"]}', 413, "INVALID_INPUT", ["5 texts", "limit is 4"]),
     (b'{"texts": ["' + b"x" * 201 + b'"]}', 413, "INVALID_INPUT", ["texts[0] has 201 characters", "200"]),
     (b'{"texts": ["a"], "task_type": "sentiment"}', 400, "INVALID_TASK_TYPE", ["sentiment", "intent"]),
-    (b'{"texts": ["a"], "options": {"return_probabilites": true}}', 400, "INVALID_INPUT", ["return_probabilites"]),
     (b'{"texts": ["a"], "options": {"confidence_threshold": 1.5}}', 400, "INVALID_INPUT", ["confidence_threshold"]),
     (b'{"texts": ["a"], "options": {"return_probabilities": "yes"}}', 400, "INVALID_INPUT", ["return_probabilities"]),
 ])
@@ -59,16 +66,23 @@ def test_bad_requests_get_the_error_shape_with_the_right_status(client, body, st
     assert_error(response, status, code, *words)
 
 
+def test_unknown_fields_are_ignored_as_upstream_does_unless_the_server_is_strict(client, strict_client):
+    body = {"texts": ["a"], "task_type": "intent", "client_tag": 7, "options": {"return_probabilites": True}}
+    assert client.post(BATCH, json=body).status_code == 200
+    assert_error(strict_client.post(BATCH, json=body), 400, "INVALID_INPUT", "options.return_probabilites",
+                 "client_tag", "--strict")
+
+
 def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
     huge = b'{"texts": ["' + b"x" * 2_000_000 + b'"]}'
     assert_error(client.post(BATCH, content=huge, headers={"content-type": "application/json"}),
-                 413, "INVALID_INPUT", "bytes")
+                 413, "REQUEST_BODY_TOO_LARGE", "bytes")
 
 
 def test_no_models_loaded_answers_503_and_health_says_so():
     with TestClient(create_app(None, None, LIMITS)) as client:
-        assert_error(client.post(BATCH, json={"texts": ["hello"]}), 503, "UNIFIED_CLASSIFIER_UNAVAILABLE",
-                     "no models")
+        response = client.post(BATCH, json={"texts": ["hello"]})
+        assert_error(response, 503, "UNIFIED_CLASSIFIER_UNAVAILABLE", "no models")
         assert client.get("/health").json()["status"] == "no_models"
 
 
@@ -81,13 +95,15 @@ def test_a_task_without_a_model_answers_503_naming_it():
         partial = client.post(BATCH, json={"texts": ["hi"], "task_type": "all"}).json()
         assert partial["unavailable_tasks"] == ["intent", "pii"]
         assert partial["results"][0]["intent"] is None and partial["results"][0]["security"] is not None
+        assert partial["results"][0]["primary_task"] == "security" and partial["results"][0]["category"] == "safe"
 
 
 def test_an_inference_failure_answers_500_and_the_server_keeps_serving():
     failing = FakeSecurity(fail=True)
     with TestClient(create_app(UnifiedClassifier({"security": failing}), None, LIMITS)) as client:
-        assert_error(client.post(BATCH, json={"texts": ["hi"], "task_type": "security"}), 500,
-                     "UNIFIED_CLASSIFICATION_ERROR", "inference backend crashed")
+        response = client.post(BATCH, json={"texts": ["hi"], "task_type": "security"})
+        assert_error(response, 500, "UNIFIED_CLASSIFICATION_ERROR", "request id")
+        assert "crashed" not in response.text and "RuntimeError" not in response.text  # the log has it
         failing.fail = False
         assert client.post(BATCH, json={"texts": ["hi"], "task_type": "security"}).status_code == 200
 
@@ -104,7 +120,10 @@ def test_all_returns_every_task_per_text_matching_the_classifier(client, classif
     expected = classifier.classify(texts)
     assert body["total_count"] == 2 and body["unavailable_tasks"] == []
     for got, want in zip(body["results"], expected):
-        assert set(got) == {"intent", "pii", "security"}
+        assert set(got) == {"category", "confidence", "processing_time_ms", "primary_task", "intent", "pii",
+                            "security"}
+        assert got["category"] == want["intent"]["category"] and got["primary_task"] == "intent"
+        assert isinstance(got["processing_time_ms"], int)
         assert got["intent"]["category"] == want["intent"]["category"]
         assert got["intent"]["confidence"] == pytest.approx(want["intent"]["confidence"])
         assert got["pii"] == want["pii"] and got["security"] == want["security"]
@@ -112,9 +131,10 @@ def test_all_returns_every_task_per_text_matching_the_classifier(client, classif
     assert body["results"][1]["security"]["is_jailbreak"] is True
     stats = body["statistics"]
     assert set(stats["by_task"]) == {"intent", "pii", "security"}
-    assert stats["by_task"]["security"]["category_distribution"] == {"benign": 1, "jailbreak": 1}
+    assert stats["by_task"]["security"]["category_distribution"] == {"safe": 1, "jailbreak": 1}
+    assert stats["by_task"]["pii"]["category_distribution"] == {"EMAIL_ADDRESS": 1, "no_pii": 1}
     assert stats["category_distribution"] == stats["by_task"]["intent"]["category_distribution"]
-    assert body["processing_time_ms"] > 0
+    assert isinstance(body["processing_time_ms"], int)
 
 
 def test_options_are_honoured(client):
@@ -132,11 +152,14 @@ def test_options_are_honoured(client):
 
 def test_single_task_endpoints_answer_one_text(client):
     intent = client.post("/api/v1/classify/intent", json={"text": INTENT_PROBES[0]}).json()
-    assert intent["category"] in {"biology", "law", "math"} and "processing_time_ms" in intent
+    assert intent["classification"]["category"] in {"biology", "law", "math"}
+    assert isinstance(intent["classification"]["processing_time_ms"], int)
     pii = client.post("/api/v1/classify/pii", json={"text": "reach me at x@y.com"}).json()
-    assert pii["has_pii"] and pii["entities"][0]["entity_type"] == "EMAIL_ADDRESS"
+    assert pii["has_pii"] and pii["entities"][0]["type"] == "EMAIL_ADDRESS"
+    assert pii["entities"][0]["value"] == "[DETECTED]" and pii["security_recommendation"] == "block"
     security = client.post("/api/v1/classify/security", json={"text": "hello there"}).json()
-    assert security["is_jailbreak"] is False and security["threat_type"] == "none"
+    assert security["is_jailbreak"] is False and security["recommendation"] == "allow"
+    assert security["detection_types"] == [] and security["patterns_detected"] == []
     assert_error(client.post("/api/v1/classify/pii", json={"text": ""}), 400, "INVALID_INPUT", "empty")
 
 
@@ -166,6 +189,7 @@ def test_concurrent_requests_share_model_calls_and_each_gets_its_own_answers(cla
     responses = asyncio.run(main())
     for text, response in zip(texts, responses):
         (entity,) = response.json()["results"][0]["entities"]
+        assert response.json()["results"][0]["category"] == "EMAIL_ADDRESS"
         assert entity["text"] == text.split()[-1]
     assert len(pii.calls) < len(texts)  # some model calls carried several requests
     assert sum(len(c) for c in pii.calls) == len(texts)

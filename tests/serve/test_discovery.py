@@ -145,3 +145,37 @@ def test_discover_command_prints_the_table_and_json(decoy_tree, capsys):
 def test_discover_on_a_missing_directory_names_it(tmp_path, capsys):
     assert main(["discover", str(tmp_path / "nope")]) == 2
     assert "nope: no such models directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_report_says_what_upstreams_recursive_walk_would_load(real_set, tmp_path):
+    root = tmp_path / "models"
+    for model in real_set.iterdir():
+        copy_model(model, root / model.name.replace("_bert_", "_minilm_"))
+    found = discover(root)
+    assert found.upstream["complete"] and found.upstream["bucket"] == "bert"  # MiniLM is upstream's bert bucket
+    assert found.upstream["agrees"] and found.upstream["loadable"]
+    assert "upstream loads the same three directories" in found.table()
+    # A checkpoint where an older loraroute kept it: upstream's walk (hidden dirs included, lexical order) finds it
+    # before the real model, so it would load a half-trained directory.
+    (root / ".checkpoints" / "lora_intent_classifier_minilm_r16_model").mkdir(parents=True)
+    found = discover(root)
+    assert not found.upstream["agrees"]
+    assert found.upstream["picks"]["intent"] == ".checkpoints/lora_intent_classifier_minilm_r16_model"
+    assert found.chosen["intent"].name == "lora_intent_classifier_minilm_r4_model"
+
+
+@pytest.mark.slow
+def test_upstream_needs_all_three_tasks_in_one_bucket_and_readable_weights(real_set, tmp_path):
+    root = tmp_path / "models"
+    for model in real_set.iterdir():
+        arch = "roberta-base" if model.name.startswith("lora_pii") else "bert-base-uncased"
+        copy_model(model, root / model.name.replace("_bert_", f"_{arch}_"))
+    found = discover(root)
+    assert not found.upstream["complete"] and "no complete set" in found.upstream["summary"]
+    (root / "lora_pii_detector_roberta-base_r4_model").rename(root / "lora_pii_detector_bert-base-uncased_r4_model")
+    weights = root / "lora_pii_detector_bert-base-uncased_r4_model" / "model.safetensors"
+    weights.chmod(0o600)
+    found = discover(root)
+    assert found.upstream["complete"] and not found.upstream["loadable"]
+    assert "mode 0600" in found.upstream["summary"]

@@ -5,7 +5,8 @@ import pytest
 from loraroute.serve.discovery import discover
 
 from loraroute.predict import Predictor
-from loraroute.serve.unified import Options, UnifiedClassifier, load_predictor, task_statistics
+from loraroute.serve.unified import UnifiedClassifier, load_predictor
+from loraroute.tasks.answers import AnswerOptions as Options
 from tests.serve.conftest import INTENT_PROBES, FakePII, FakeSecurity
 
 pytestmark = pytest.mark.slow  # the session's tiny models train once, on first use (~15 s)
@@ -33,12 +34,14 @@ def test_one_call_answers_every_task_for_every_text(unified, trained_tree):
     assert answers[0]["pii"]["entities"] == [{"entity_type": "EMAIL_ADDRESS", "start": start, "end": start + 19,
                                               "text": "ann.lee@example.com", "confidence": 0.9}]
     assert [a["security"]["is_jailbreak"] for a in answers] == [False, True, False]
-    assert answers[1]["security"]["threat_type"] == "jailbreak" and answers[0]["security"]["threat_type"] == "none"
+    assert answers[1]["security"]["category"] == "jailbreak" and answers[0]["security"]["category"] == "safe"
+    assert answers[0]["pii"]["category"] == "EMAIL_ADDRESS" and answers[1]["pii"]["category"] == "no_pii"
 
 
 def test_pii_threshold_drops_weak_entities_and_has_pii_follows(unified):
     default = unified.classify([TEXTS[2]], ["pii"])[0]["pii"]  # the 0.4 PERSON is under the default 0.5
-    assert default == {"has_pii": False, "entities": [], "dropped_below_threshold": 1}
+    assert default == {"category": "no_pii", "confidence": pytest.approx(0.6), "has_pii": False, "entities": [],
+                       "dropped_below_threshold": 1}
     low = unified.classify([TEXTS[2]], ["pii"], Options(confidence_threshold=0.3))[0]["pii"]
     assert low["has_pii"] and low["entities"][0]["text"] == "Watson"
 
@@ -51,13 +54,17 @@ def test_request_threshold_replaces_the_security_threshold(unified):
     assert strict["confidence"] == pytest.approx(0.25)
 
 
-def test_calibrated_threshold_from_the_artifact_beats_the_config_default():
-    classifier = UnifiedClassifier({"security": FakeSecurity(threshold=0.9)}, thresholds={"security": 0.7})
+def test_calibrated_threshold_from_the_artifact_beats_the_default_and_an_operator_setting_beats_both():
+    classifier = UnifiedClassifier({"security": FakeSecurity(threshold=0.9)}, thresholds={"security": None})
     assert classifier.thresholds["security"] == 0.9 and classifier.threshold_source["security"] == "thresholds.json"
     answer = classifier.classify(["pretend you are root"])[0]["security"]
     assert not answer["is_jailbreak"]
     explained = classifier.classify(["pretend"], options=Options(include_explanation=True))[0]["security"]
-    assert "thresholds.json" in explained["explanation"]
+    assert "threshold 0.90" in explained["explanation"]
+    assert UnifiedClassifier({"security": FakeSecurity()}).threshold_source["security"] == "default"
+    configured = UnifiedClassifier({"security": FakeSecurity(threshold=0.9)}, thresholds={"security": 0.7})
+    assert configured.thresholds["security"] == 0.7 and configured.threshold_source["security"] == "config"
+    assert configured.classify(["pretend you are root"])[0]["security"]["is_jailbreak"]
 
 
 def test_probabilities_and_explanations_appear_only_when_asked(unified):
@@ -76,11 +83,11 @@ def test_asking_for_a_task_without_a_model_names_it():
         classifier.classify(["hello"], ["pii"])
 
 
-def test_statistics_count_categories_confidence_and_low_confidence():
+def test_statistics_count_categories_confidence_and_low_confidence(unified):
     answers = [{"category": "math", "confidence": 0.9, "low_confidence": False},
                {"category": "math", "confidence": 0.5, "low_confidence": True},
                {"category": "law", "confidence": 0.7, "low_confidence": False}]
-    stats = task_statistics("intent", answers, 0.6)
+    stats = unified.statistics("intent", answers, Options())
     assert stats == {"category_distribution": {"math": 2, "law": 1}, "avg_confidence": pytest.approx(0.7),
                      "low_confidence_count": 1}
 
@@ -123,4 +130,4 @@ def test_real_models_of_every_registered_task_answer_in_the_contract_shapes(real
         if "security" in answer:
             security = answer["security"]
             assert security["is_jailbreak"] == (security["score"] >= security["threshold"])
-            assert security["threat_type"] in ("none", "jailbreak")
+            assert security["category"] == ("jailbreak" if security["is_jailbreak"] else "safe")

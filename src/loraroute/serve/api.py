@@ -1,8 +1,10 @@
-"""The HTTP API (FastAPI): upstream's ``POST /api/v1/classify/batch`` plus single-task, health and model endpoints.
+"""The HTTP API (FastAPI): upstream's classification endpoints (vLLM semantic-router's ``/api/v1/classify/*``) with
+upstream's field names and types, plus health and model endpoints.
 
-Every error, including malformed JSON and unknown routes, comes back as ``{"error": {"code", "message",
-"timestamp"}}``; upstream's codes are kept (INVALID_INPUT, INVALID_TASK_TYPE, UNIFIED_CLASSIFIER_UNAVAILABLE,
-UNIFIED_CLASSIFICATION_ERROR). Size limits answer 413 before any model runs.
+Each task answers for itself (``Task.batch_result``, ``single_response``, ``statistics``); this module validates,
+routes and times. Every error, malformed JSON and unknown routes included, comes back as ``{"error": {"code",
+"message", "timestamp", "request_id"}}`` with upstream's codes where upstream has one. Error messages never carry a
+filesystem path or exception text: the server log has those, under the request id.
 """
 
 from __future__ import annotations
@@ -10,83 +12,74 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraroute import __version__
-from loraroute.serve.batching import MicroBatcher
-from loraroute.serve.discovery import SERVE_TASKS, Discovery
+from loraroute.serve.batching import DeadlineExceeded, MicroBatcher, QueueFull
 from loraroute.serve.config import ServeConfig
-from loraroute.serve.unified import Options, UnifiedClassifier, task_statistics
+from loraroute.serve.discovery import SERVE_TASKS, Discovery
+from loraroute.serve.guards import Guard, error_body, guarded_http_protocol
+from loraroute.serve.schema import (BatchRequest, BatchResponse, CombinedRequest, CombinedResponse, ErrorResponse,
+                                    HealthResponse, IntentRequest, IntentResponse, ModelsResponse, PIIRequest,
+                                    PIIResponse, SecurityRequest, SecurityResponse, answer_options, unknown_fields)
+from loraroute.serve.unified import UnifiedClassifier
+from loraroute.tasks.answers import AnswerOptions
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("loraroute.serve")
 TASK_TYPES = (*SERVE_TASKS, "all")
-
-
-# --- request schema (upstream's) -------------------------------------------------------------------------------
-class ClassifyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not silently ignored
-    return_probabilities: StrictBool = Field(False, description="Include per-label probabilities.")
-    confidence_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
-        "Replaces the threshold of each task asked: intent low-confidence cut-off, PII minimum entity confidence, "
-        "security P(jailbreak) decision threshold."))
-    include_explanation: StrictBool = Field(False, description="Add a one-line reason to each answer.")
-
-
-class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    texts: list[StrictStr] = Field(description="Texts to classify (1 to max_batch_texts, none empty).")
-    task_type: StrictStr = Field("intent", description="intent | pii | security | all")
-    options: ClassifyOptions | None = None
-
-
-class SingleRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: StrictStr
-    options: ClassifyOptions | None = None
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ERRORS = {status: {"model": ErrorResponse, "description": what} for status, what in (
+    (400, "INVALID_INPUT or INVALID_TASK_TYPE"), (401, "UNAUTHORIZED: the API key is missing or wrong"),
+    (408, "REQUEST_TIMEOUT: the body came too slowly"), (413, "REQUEST_BODY_TOO_LARGE, or INVALID_INPUT for too "
+                                                              "many or too long texts"),
+    (500, "UNIFIED_CLASSIFICATION_ERROR or INTERNAL_ERROR (details in the server log)"),
+    (503, "UNIFIED_CLASSIFIER_UNAVAILABLE or SERVER_BUSY"), (504, "REQUEST_TIMEOUT: past --request-timeout-s"))}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "timestamp": stamp}})
+def error_response(request: Request, status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    rid = request.scope.get("state", {}).get("request_id")
+    return JSONResponse(status_code=status, content=error_body(code, message, rid), headers=headers)
 
 
 def _where(loc: tuple) -> str:
-    parts = [p for p in loc if p != "body"]
     out = ""
-    for p in parts:
+    for p in (p for p in loc if p != "body"):
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "body"
 
 
 def validation_message(exc: RequestValidationError) -> str:
     errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        detail = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "")
+    bad_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if bad_json is not None:
+        detail = bad_json.get("ctx", {}).get("error", "")
         return f"request body is not valid JSON ({detail})" if detail else "request body is not valid JSON"
     return "; ".join(f"{_where(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:5])
 
 
-# --- the app ---------------------------------------------------------------------------------------------------
+def _ms(start: float) -> int:
+    return int(round((time.perf_counter() - start) * 1000))  # upstream's processing_time_ms is an integer
+
+
 def create_app(classifier: UnifiedClassifier | None, discovery: Discovery | None = None,
                config: ServeConfig | None = None) -> FastAPI:
     config = config or ServeConfig()
     batcher = MicroBatcher(classifier.infer, config.micro_batch_texts, config.micro_batch_wait_ms,
-                           config.parallel_tasks) if classifier and classifier.tasks else None
-    # A body can be no larger than max_batch_texts texts of max_text_chars (4 bytes per char in UTF-8, 6 as \u
-    # escapes) plus JSON overhead; anything bigger is refused before it is parsed.
-    max_body = config.max_batch_texts * (config.max_text_chars * 6 + 16) + 64 * 1024
+                           config.parallel_tasks, config.chunk_chars, config.max_queued_texts) \
+        if classifier and classifier.tasks else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -97,51 +90,68 @@ def create_app(classifier: UnifiedClassifier | None, discovery: Discovery | None
             await batcher.stop()
 
     app = FastAPI(title="loraroute classification API", version=__version__, lifespan=lifespan,
-                  description="Intent, PII and jailbreak classification with LoRA-tuned models "
-                              "(vLLM semantic-router's /api/v1/classify/batch schema).")
+                  docs_url="/docs" if config.docs else None, redoc_url=None,
+                  description="Intent, PII and jailbreak classification with LoRA-tuned models, in vLLM "
+                              "semantic-router's /api/v1/classify schema.")
     app.state.classifier, app.state.discovery, app.state.config, app.state.batcher = \
         classifier, discovery, config, batcher
+    app.add_middleware(Guard, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s,
+                       api_key=config.api_key())
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        return error_response(400, "INVALID_INPUT", validation_message(exc))
+        return error_response(request, 400, "INVALID_INPUT", validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return error_response(exc.status_code, code, str(exc.detail))
+        # 400 here is a body FastAPI could not decode at all (not UTF-8, nested too deep, a 5,000-digit number).
+        code = {400: "INVALID_INPUT", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                413: "REQUEST_BODY_TOO_LARGE"}.get(exc.status_code, "HTTP_ERROR")
+        message = "request body could not be decoded as JSON" if exc.status_code == 400 else str(exc.detail)
+        return error_response(request, exc.status_code, code, message)
 
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body:
-            return error_response(413, "INVALID_INPUT", f"request body of {length} bytes is over the limit of "
-                                                        f"{max_body} bytes")
-        return await call_next(request)
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        rid = request.scope.get("state", {}).get("request_id")
+        log.error("[%s] unhandled error", rid, exc_info=exc)
+        return error_response(request, 500, "INTERNAL_ERROR", f"internal error (request id {rid})")
 
-    def check_texts(texts: list[str]) -> None:
+    def check_body(request: Request, body: BaseModel) -> None:
+        unknown = unknown_fields(body)
+        if unknown and config.strict:
+            raise ApiError(400, "INVALID_INPUT", f"unknown field(s): {', '.join(unknown)} (serve --strict)")
+        if unknown:
+            log.warning("[%s] ignored unknown field(s): %s", request.state.request_id, ", ".join(unknown))
+
+    def check_texts(texts: list[str], name: str) -> None:
         if not texts:
-            raise ApiError(400, "INVALID_INPUT", "texts must hold at least one text")
+            raise ApiError(400, "INVALID_INPUT", f"{name} must hold at least one text")
         if len(texts) > config.max_batch_texts:
-            raise ApiError(413, "INVALID_INPUT", f"texts holds {len(texts)} texts; the limit is "
+            raise ApiError(413, "INVALID_INPUT", f"{name} holds {len(texts)} texts; the limit is "
                                                  f"{config.max_batch_texts} per request (--max-batch-texts)")
         for i, text in enumerate(texts):
+            where = f"{name}[{i}]" if name == "texts" else name
             if not text.strip():
-                raise ApiError(400, "INVALID_INPUT", f"texts[{i}] is empty")
+                raise ApiError(400, "INVALID_INPUT", f"{where} is empty")
             if len(text) > config.max_text_chars:
-                raise ApiError(413, "INVALID_INPUT", f"texts[{i}] has {len(text)} characters; the limit is "
+                raise ApiError(413, "INVALID_INPUT", f"{where} has {len(text)} characters; the limit is "
                                                      f"{config.max_text_chars} (--max-text-chars)")
+            try:  # valid JSON can still carry a lone surrogate ("\ud800"), which no tokenizer can read
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ApiError(400, "INVALID_INPUT", f"{where} is not valid Unicode ({exc.reason} at character "
+                                                     f"{exc.start})") from None
 
     def resolve_tasks(task_type: str) -> list[str]:
+        task_type = task_type or "intent"  # upstream: empty or absent means intent
         if task_type not in TASK_TYPES:
             raise ApiError(400, "INVALID_TASK_TYPE", f"task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}")
         if classifier is None or not classifier.tasks:
-            where = f" in {discovery.models_dir}" if discovery else ""
-            raise ApiError(503, "UNIFIED_CLASSIFIER_UNAVAILABLE", f"no models are loaded (none found{where})")
+            raise ApiError(503, "UNIFIED_CLASSIFIER_UNAVAILABLE", "no models are loaded")
         if task_type == "all":
             return classifier.tasks
         if task_type not in classifier.tasks:
@@ -149,69 +159,136 @@ def create_app(classifier: UnifiedClassifier | None, discovery: Discovery | None
                                                                   f"{', '.join(classifier.tasks)}")
         return [task_type]
 
-    async def run(texts: list[str], tasks: list[str], options: Options) -> list[dict[str, dict]]:
+    async def infer(request: Request, texts: list[str], tasks: list[str]) -> dict[str, list[dict]]:
+        rid = request.state.request_id
         try:
-            raw = await batcher.submit(texts, tasks)
-            return [{t: classifier.format(t, raw[t][i], options) for t in tasks} for i in range(len(texts))]
-        except Exception as exc:
-            log.exception("classification failed")
-            raise ApiError(500, "UNIFIED_CLASSIFICATION_ERROR", f"{type(exc).__name__}: {exc}") from None
+            return await batcher.submit(texts, tasks, timeout=config.request_timeout_s)
+        except QueueFull as exc:
+            raise ApiError(503, "SERVER_BUSY", f"the server is at capacity ({exc}); retry shortly",
+                           {"Retry-After": "1"}) from None
+        except DeadlineExceeded as exc:
+            raise ApiError(504, "REQUEST_TIMEOUT", str(exc)) from None
+        except Exception:
+            log.exception("[%s] classification failed", rid)
+            raise ApiError(500, "UNIFIED_CLASSIFICATION_ERROR",
+                           f"classification failed; the server log has the details under request id {rid}") from None
 
-    def options_of(body) -> Options:
-        o = body.options or ClassifyOptions()
-        return Options(o.return_probabilities, o.confidence_threshold, o.include_explanation)
-
-    @app.post("/api/v1/classify/batch", summary="Classify a batch of texts for one task or all of them")
-    async def classify_batch(body: BatchRequest) -> JSONResponse:
+    @app.post("/api/v1/classify/batch", summary="Classify a batch of texts for one task or all of them",
+              response_model=BatchResponse, responses=ERRORS)
+    async def classify_batch(request: Request, body: BatchRequest) -> JSONResponse:
         start = time.perf_counter()
+        check_body(request, body)
         tasks = resolve_tasks(body.task_type)
-        check_texts(body.texts)
-        options = options_of(body)
-        answers = await run(body.texts, tasks, options)
+        check_texts(body.texts, "texts")
+        options = answer_options(body.options)
+        raw = await infer(request, body.texts, tasks)
+        per_text = _ms(start) // len(body.texts)
+        answers = {t: [classifier.result(t, r, options) for r in raw[t]] for t in tasks}
+        statistics = {t: classifier.statistics(t, answers[t], options) for t in tasks}
+        primary = tasks[0]  # intent when it is served: upstream's `all` answers intent only
+        results = []
+        for i in range(len(body.texts)):
+            top = answers[primary][i]
+            flat = {"category": top["category"], "confidence": top["confidence"], "processing_time_ms": per_text}
+            if "probabilities" in top:
+                flat["probabilities"] = top["probabilities"]
+            if body.task_type == "all":
+                results.append({**flat, "primary_task": primary,
+                                **{t: answers[t][i] if t in answers else None for t in SERVE_TASKS}})
+            else:
+                results.append({**flat, **top})
+        response = {"results": results, "total_count": len(results), "processing_time_ms": _ms(start),
+                    "statistics": statistics[primary]}
         if body.task_type == "all":
-            results = [{t: a.get(t) for t in SERVE_TASKS} for a in answers]
-            by_task = {t: task_statistics(t, [a[t] for a in answers], classifier.threshold(t, options))
-                       for t in tasks}
-            statistics = {**by_task[tasks[0]], "by_task": by_task}
-        else:
-            task = tasks[0]
-            results = [a[task] for a in answers]
-            statistics = task_statistics(task, results, classifier.threshold(task, options))
-        response = {"results": results, "total_count": len(results),
-                    "processing_time_ms": (time.perf_counter() - start) * 1000, "statistics": statistics}
-        if body.task_type == "all":
+            response["statistics"] = {**statistics[primary], "by_task": statistics}
             response["unavailable_tasks"] = [t for t in SERVE_TASKS if t not in tasks]
         return JSONResponse(response)  # plain JSON types already: skips FastAPI's per-field encoding pass
 
-    def single(task: str):
-        async def endpoint(body: SingleRequest) -> JSONResponse:
-            start = time.perf_counter()
-            tasks = resolve_tasks(task)
-            check_texts([body.text])
-            (answer,) = await run([body.text], tasks, options_of(body))
-            return JSONResponse({**answer[task], "processing_time_ms": (time.perf_counter() - start) * 1000})
+    async def single(request: Request, task: str, text: str, options: AnswerOptions) -> dict:
+        start = time.perf_counter()
+        resolve_tasks(task)
+        check_texts([text], "text")
+        raw = await infer(request, [text], [task])
+        return timed(task, classifier.response(task, raw[task][0], options, text), _ms(start))
+
+    def timed(task: str, answer: dict, ms: int) -> dict:
+        # upstream times intent inside its classification object, the other answers at the top
+        (answer["classification"] if task == "intent" else answer)["processing_time_ms"] = ms
+        return answer
+
+    def single_endpoint(task: str, model: type[BaseModel]):
+        async def endpoint(request: Request, body) -> JSONResponse:
+            check_body(request, body)
+            return JSONResponse(await single(request, task, body.text, answer_options(body.options)))
+        endpoint.__annotations__["body"] = model  # FastAPI reads the body's type from the signature
         endpoint.__name__ = f"classify_{task}"
         return endpoint
 
-    for task in SERVE_TASKS:
-        app.post(f"/api/v1/classify/{task}", summary=f"Classify one text: {task}")(single(task))
+    for task, model, response, summary in (
+            ("intent", IntentRequest, IntentResponse, "Classify one text's intent (upstream's IntentResponse)"),
+            ("pii", PIIRequest, PIIResponse, "Detect PII in one text (upstream's PIIResponse)"),
+            ("security", SecurityRequest, SecurityResponse, "Check one text for a jailbreak (upstream's "
+                                                            "SecurityResponse)")):
+        app.post(f"/api/v1/classify/{task}", summary=summary, response_model=response,
+                 responses=ERRORS)(single_endpoint(task, model))
 
-    @app.get("/health", summary="Liveness and which tasks are served")
+    @app.post("/api/v1/classify/combined", summary="All three tasks on one text, each in its endpoint's shape",
+              response_model=CombinedResponse, responses=ERRORS)
+    async def classify_combined(request: Request, body: CombinedRequest) -> JSONResponse:
+        start = time.perf_counter()
+        check_body(request, body)
+        tasks = resolve_tasks("all")
+        check_texts([body.text], "text")
+        raw = await infer(request, [body.text], tasks)
+        options = {"intent": body.intent_options, "pii": body.pii_options, "security": body.security_options}
+        out = {t: classifier.response(t, raw[t][0], answer_options(options[t]), body.text) if t in raw else None
+               for t in SERVE_TASKS}
+        for task, answer in out.items():
+            if answer is not None:
+                timed(task, answer, _ms(start))
+        return JSONResponse({**out, "processing_time_ms": _ms(start),
+                             "unavailable_tasks": [t for t in SERVE_TASKS if t not in tasks]})
+
+    @app.get("/health", summary="Liveness and which tasks are served", response_model=HealthResponse)
     async def health() -> dict:
         tasks = classifier.tasks if classifier else []
         return {"status": "healthy" if tasks else "no_models", "tasks": tasks, "version": __version__}
 
-    @app.get("/api/v1/models", summary="Models served and what discovery found")
+    @app.get("/api/v1/models", summary="Models served and what discovery found (directory names, no paths)",
+             response_model=ModelsResponse, responses={401: ERRORS[401]})
     async def models() -> dict:
         served = {}
         for task in classifier.tasks if classifier else []:
             served[task] = {**classifier.info.get(task, {}), "threshold": classifier.thresholds[task],
                             "threshold_source": classifier.threshold_source[task]}
-        stats = {"batches": batcher.batches, "texts": batcher.batched_texts} if batcher else {}
+        stats = {"batches": batcher.batches, "texts": batcher.batched_texts,
+                 "queued_texts": batcher.queued_texts} if batcher else {}
         return {"models": served, "micro_batching": stats,
-                "discovery": discovery.to_dict() if discovery else None}
+                "discovery": discovery.to_dict(paths=False) if discovery else None}
 
+    def openapi() -> dict:
+        # FastAPI documents a 422 for every body it validates; this server answers those 400 (upstream's code).
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
+
+
+def exposure_warning(config: ServeConfig) -> str | None:
+    """What to warn an operator about before listening beyond this machine without a key."""
+    if config.host in LOOPBACK or config.api_key() is not None:
+        return None
+    return (f"listening on {config.host} without an API key: anyone who reaches this port can classify "
+            "(set --api-key-file or LORAROUTE_API_KEY)")
 
 
 def serve(config: ServeConfig) -> None:
@@ -232,4 +309,9 @@ def serve(config: ServeConfig) -> None:
     if classifier is None:
         log.warning("no models found in %s: every classify call will answer 503", config.models_dir)
     app = create_app(classifier, found, config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False)
+    warning = exposure_warning(config)
+    if warning:
+        log.warning(warning)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False,
+                http=guarded_http_protocol(config.header_timeout_s), timeout_keep_alive=config.keep_alive_s,
+                limit_concurrency=config.max_connections)

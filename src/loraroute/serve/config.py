@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from loraroute.config import option
@@ -24,21 +26,51 @@ class ServeConfig:
     parallel_tasks: bool = option(
         False, "Run the three tasks' models side by side, one ONNX Runtime thread each (unless --threads): lower "
                "latency for one prompt, lower throughput under load (docs/benchmarks.md).")
-    intent_threshold: float = option(0.6, "Intent confidence under which an answer is flagged low_confidence.")
-    pii_threshold: float = option(0.5, "Minimum PII entity confidence.")
-    security_threshold: float = option(0.7, "P(jailbreak) decision threshold when the model ships no thresholds.json.")
+    intent_threshold: float | None = option(
+        None, "Intent confidence under which an answer is flagged low_confidence (unset: upstream's 0.6).")
+    pii_threshold: float | None = option(None, "Minimum PII entity confidence (unset: upstream's 0.5).")
+    security_threshold: float | None = option(
+        None, "P(jailbreak) decision threshold (unset: the model's calibrated thresholds.json, else upstream's 0.7).")
     threads: int | None = option(None, "CPU threads per model call, PyTorch and ONNX Runtime (default: theirs).")
+    strict: bool = option(False, "Answer 400 to request fields the API does not know (default: ignore and log them, "
+                                 "as upstream does).")
+    # --- limits: one client must not take the server down for the others -------------------------------------
+    max_body_bytes: int = option(10 * 1024 * 1024, "Largest request body in bytes, counted while it streams "
+                                                   "(chunked or not); more gets 413. Upstream's limit is 10 MiB.")
+    max_queued_texts: int = option(2000, "Texts waiting for the models across all requests; a request that would go "
+                                         "past it gets 503 with Retry-After.")
+    chunk_chars: int = option(8000, "Characters of text per unit of model work: a large request is split into units "
+                                    "this size and interleaved with other requests, so a small request waits for "
+                                    "at most about one unit.")
+    request_timeout_s: float = option(30.0, "Seconds a request may take end to end before it gets 504 and its "
+                                            "remaining work is dropped.")
+    header_timeout_s: float = option(10.0, "Seconds a client has to send a request's headers.")
+    body_timeout_s: float = option(30.0, "Seconds a client has to send a request's whole body.")
+    keep_alive_s: float = option(5.0, "Seconds an idle keep-alive connection stays open.")
+    max_connections: int = option(256, "Open connections and requests at once; more get 503 at once.")
+    # --- access ---------------------------------------------------------------------------------------------------
+    api_key_file: str | None = option(
+        None, "File holding the API key (one line). Every endpoint but /health then needs 'Authorization: Bearer "
+              "KEY'. The LORAROUTE_API_KEY environment variable does the same.")
+    docs: bool = option(True, "Serve the interactive API docs at /docs (--no-docs turns them off).")
 
     def validate(self) -> None:
         problems = []
-        for name in ("port", "max_batch_texts", "max_text_chars", "micro_batch_texts"):
+        for name in ("port", "max_batch_texts", "max_text_chars", "micro_batch_texts", "max_body_bytes",
+                     "max_queued_texts", "chunk_chars", "max_connections"):
             if getattr(self, name) < 1:
+                problems.append(f"{name} must be positive")
+        for name in ("request_timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if self.micro_batch_wait_ms < 0:
             problems.append("micro_batch_wait_ms must be >= 0")
         for name in ("intent_threshold", "pii_threshold", "security_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
                 problems.append(f"{name} must be in [0, 1]")
+        if self.max_queued_texts < self.max_batch_texts:
+            problems.append("max_queued_texts must be at least max_batch_texts (else a full request never fits)")
         if self.backend not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}")
         if problems:
@@ -50,5 +82,18 @@ class ServeConfig:
         cfg.validate()
         return cfg
 
-    def thresholds(self) -> dict[str, float]:
+    def thresholds(self) -> dict[str, float | None]:
+        """Thresholds the operator set (None: the model's or the task's own)."""
         return {"intent": self.intent_threshold, "pii": self.pii_threshold, "security": self.security_threshold}
+
+    def api_key(self) -> str | None:
+        """The bearer token from --api-key-file, else $LORAROUTE_API_KEY; None leaves the API open."""
+        if self.api_key_file:
+            try:
+                key = Path(self.api_key_file).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{self.api_key_file}: cannot read the API key ({exc})") from None
+            if not key:
+                raise ValueError(f"{self.api_key_file}: the API key file is empty")
+            return key
+        return os.environ.get("LORAROUTE_API_KEY", "").strip() or None

@@ -20,13 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-# serving task -> (artifact prefix, training task name stored in lora_config.json)
-PREFIXES: dict[str, tuple[str, str]] = {
-    "intent": ("lora_intent_classifier", "intent"),
-    "pii": ("lora_pii_detector", "pii"),
-    "security": ("lora_jailbreak_classifier", "jailbreak"),
-}
+from loraroute.export.candle import upstream_loadability
+from loraroute.tasks import served_tasks
+
+# serving task -> (artifact prefix, training task name stored in lora_config.json), from the tasks themselves
+PREFIXES: dict[str, tuple[str, str]] = {name: (task.artifact_prefix, task.name) for name, task in served_tasks().items()}
 SERVE_TASKS = tuple(PREFIXES)
+# Upstream's buckets (model_discovery.go, detectArchitectureFromPath): a name is "roberta" or "modernbert" only when
+# it says so, and everything else (MiniLM included) is "bert"; the first complete bucket in this order is used.
+UPSTREAM_BUCKETS = (("bert", ("bert-base-uncased",)), ("roberta", ("roberta-base",)),
+                    ("modernbert", ("modernbert-base", "mmbert32k")))
 FAMILY_PRIORITY = ("bert", "roberta", "modernbert")
 _NAME = re.compile(r"^(?P<arch>.*?)(?:_r(?P<rank>\d+))?$")
 
@@ -70,20 +73,28 @@ class Discovery:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: dict[str, Path] = field(default_factory=dict)
     rule: str = ""
+    upstream: dict = field(default_factory=dict)  # what upstream's own discovery would pick here (upstream_view)
 
     def table(self) -> str:
         from loraroute.evaluate import markdown_table  # lazily: evaluate pulls in scikit-learn (seconds)
 
         rows = [[c.path.name, c.task or "-", c.arch or "-", c.status, c.reason] for c in self.candidates]
         head = f"Models in {self.models_dir}: {self.rule}"
+        tail = f"\n\nvLLM semantic-router: {self.upstream['summary']}" if self.upstream else ""
         if not rows:
-            return head + "\n(no directories)"
-        return head + "\n\n" + markdown_table(["directory", "task", "arch", "status", "why"], rows)
+            return head + "\n(no directories)" + tail
+        return head + "\n\n" + markdown_table(["directory", "task", "arch", "status", "why"], rows) + tail
 
-    def to_dict(self) -> dict:
-        return {"models_dir": str(self.models_dir), "rule": self.rule,
-                "chosen": {task: str(path) for task, path in self.chosen.items()},
-                "candidates": [c.to_dict() for c in self.candidates]}
+    def to_dict(self, paths: bool = True) -> dict:
+        """``paths=False`` gives directory names only (what the server shows its clients)."""
+        where = (lambda p: str(p)) if paths else (lambda p: Path(p).name)
+        candidates = [c.to_dict() for c in self.candidates]
+        if not paths:
+            for c in candidates:
+                c.pop("path")
+        out = {"rule": self.rule, "chosen": {task: where(path) for task, path in self.chosen.items()},
+               "candidates": candidates, "upstream": self.upstream}
+        return {"models_dir": str(self.models_dir), **out} if paths else out
 
 
 def parse_name(name: str) -> tuple[str | None, str, int]:
@@ -194,4 +205,49 @@ def discover(models_dir: str | Path, check: Checker = contract_problems) -> Disc
     missing = [t for t in SERVE_TASKS if t not in found.chosen]
     if missing:
         found.rule += f"; no valid model for {', '.join(missing)}"
+    found.upstream = upstream_view(models_dir, found.chosen)
     return found
+
+
+def upstream_bucket(name: str) -> str:
+    lowered = name.lower()
+    return next((bucket for bucket, marks in UPSTREAM_BUCKETS if any(m in lowered for m in marks)), "bert")
+
+
+def _walk(directory: Path):
+    """Directories below ``directory`` in Go's filepath.Walk order: depth first, entries in lexical order, each
+    directory before its contents, links not followed."""
+    for child in sorted((p for p in directory.iterdir() if p.is_dir() and not p.is_symlink()), key=lambda p: p.name):
+        yield child
+        yield from _walk(child)
+
+
+def upstream_view(models_dir: Path, chosen: dict[str, Path]) -> dict:
+    """What upstream's discovery picks in ``models_dir``: it walks the whole tree in lexical order, hidden
+    directories included, takes the first ``lora_*`` directory per (bucket, task), and uses LoRA models only when
+    one bucket holds all three tasks. ``agrees`` says whether that is the set loraroute serves."""
+    first: dict[str, dict[str, Path]] = {bucket: {} for bucket, _ in UPSTREAM_BUCKETS}
+    for path in _walk(models_dir):
+        task, _, _ = parse_name(path.name.lower())
+        if task is not None:
+            first[upstream_bucket(path.name)].setdefault(task, path)
+    bucket = next((b for b, picks in first.items() if len(picks) == len(SERVE_TASKS)), None)
+    picks = first[bucket] if bucket else {}
+    agrees = bucket is not None and all(picks[t] == chosen.get(t) for t in SERVE_TASKS)
+    if bucket is None:
+        partial = {b: sorted(p) for b, p in first.items() if p}
+        summary = ("no complete set of intent, pii and security in one architecture bucket, so upstream loads no "
+                   f"LoRA model (found: {partial or 'nothing'})")
+    elif not agrees:
+        summary = (f"complete {bucket!r} set, but upstream would load "
+                   + ", ".join(f"{t}={picks[t].relative_to(models_dir)}" for t in SERVE_TASKS)
+                   + ", not the directories chosen above")
+    else:
+        summary = f"complete {bucket!r} set; upstream loads the same three directories"
+    verdicts = {t: upstream_loadability(p) for t, p in picks.items()}
+    unreadable = {t: reasons for t, (ok, reasons) in verdicts.items() if not ok}
+    if unreadable:
+        summary += "; but its loaders cannot read " + "; ".join(
+            f"{picks[t].name} ({', '.join(reasons)})" for t, reasons in unreadable.items())
+    return {"complete": bucket is not None, "bucket": bucket, "agrees": agrees, "loadable": not unreadable,
+            "summary": summary, "picks": {t: str(p.relative_to(models_dir)) for t, p in picks.items()}}

@@ -1,26 +1,23 @@
 """One classifier over intent, PII and security: a batch of texts in, per text answers for every task asked.
 
-Model inference (``infer``) is separate from shaping answers (``format``): inference runs without any request
-option (intent probabilities always, PII entities at any confidence, the jailbreak score), and options --
-probabilities, thresholds, explanations -- are applied afterwards per request. That is what lets the server batch
-texts from requests with different options into one model call, and what makes every option take effect (upstream
-ignores them).
+Model inference (``infer``) is separate from shaping answers: inference runs without any request option (intent
+probabilities always, PII entities at any confidence, the jailbreak score), and options -- probabilities,
+thresholds, explanations, masking -- are applied afterwards per request, by the task that owns the answer
+(``Task.batch_result``, ``single_response``, ``statistics``; see ``loraroute.tasks.answers``). That is what lets the
+server batch texts from requests with different options into one model call; this module only routes.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loraroute.serve.config import BACKENDS
-from loraroute.serve.discovery import SERVE_TASKS
+from loraroute.tasks import served_tasks
+from loraroute.tasks.answers import AnswerOptions
 
 log = logging.getLogger(__name__)
-
-# Upstream's defaults: category confidence 0.6, jailbreak threshold 0.7, PII entity confidence 0.5.
-DEFAULT_THRESHOLDS = {"intent": 0.6, "pii": 0.5, "security": 0.7}
 
 
 def load_predictor(path: Path, backend: str = "auto", threads: int | None = None) -> tuple[Any, str]:
@@ -65,39 +62,43 @@ def _server_onnx_predictor(cls, path: Path, onnx_file: Path, threads: int | None
     return cls(session, load_tokenizer(str(path)), read_meta(path))
 
 
-@dataclass
-class Options:
-    """Per-request options (upstream's schema). ``confidence_threshold`` replaces each asked task's threshold."""
-
-    return_probabilities: bool = False
-    confidence_threshold: float | None = None
-    include_explanation: bool = False
-
-
 class UnifiedClassifier:
-    def __init__(self, predictors: dict[str, Any], thresholds: dict[str, float] | None = None,
+    """The served models, one per HTTP task name, and the task that answers for each.
+
+    Thresholds, per task, from the strongest source: the request's ``confidence_threshold``, then the server's
+    configuration (``--security-threshold`` ...), then a threshold calibrated into the model directory, then the
+    task's default (upstream's).
+    """
+
+    def __init__(self, predictors: dict[str, Any], thresholds: dict[str, float | None] | None = None,
                  info: dict[str, dict] | None = None):
-        unknown = set(predictors) - set(SERVE_TASKS)
+        known = served_tasks()
+        unknown = set(predictors) - set(known)
         if unknown:
-            raise ValueError(f"unknown serving task(s) {sorted(unknown)}; known: {', '.join(SERVE_TASKS)}")
+            raise ValueError(f"unknown serving task(s) {sorted(unknown)}; known: {', '.join(known)}")
         self.predictors = predictors
-        self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-        self.threshold_source = {task: "config" for task in SERVE_TASKS}
-        security = predictors.get("security")
-        calibrated = ((getattr(security, "meta", None) or {}).get("thresholds") or {}).get("threshold")
-        if calibrated is not None:  # a calibrated threshold shipped with the model beats the generic default
-            self.thresholds["security"] = float(calibrated)
-            self.threshold_source["security"] = "thresholds.json"
+        self.answerers = {name: known[name] for name in predictors}
+        self.thresholds: dict[str, float] = {}
+        self.threshold_source: dict[str, str] = {}
+        for name, task in self.answerers.items():
+            configured = (thresholds or {}).get(name)
+            stored = task.stored_threshold(getattr(predictors[name], "meta", None) or {})
+            for source, value in (("config", configured), ("thresholds.json", stored),
+                                  ("default", task.serve_threshold)):
+                if value is not None:
+                    self.thresholds[name], self.threshold_source[name] = float(value), source
+                    break
         self.info = info or {task: {} for task in predictors}
 
     @classmethod
-    def load(cls, chosen: dict[str, Path], backend: str = "auto", thresholds: dict[str, float] | None = None,
+    def load(cls, chosen: dict[str, Path], backend: str = "auto", thresholds: dict[str, float | None] | None = None,
              warmup: bool = True, threads: int | None = None) -> "UnifiedClassifier":
         predictors, info = {}, {}
         for task, path in chosen.items():
             predictor, used = load_predictor(Path(path), backend, threads)
             predictors[task] = predictor
-            info[task] = {"path": str(path), "backend": used, "labels": list(predictor.labels)}
+            # The directory's name only: a response never carries a filesystem path.
+            info[task] = {"model": Path(path).name, "backend": used, "labels": list(predictor.labels)}
             log.info("serving %s from %s (%s)", task, path, used)
         classifier = cls(predictors, thresholds, info)
         if warmup and predictors:  # first calls allocate buffers; keep that out of the first request's latency
@@ -106,97 +107,33 @@ class UnifiedClassifier:
 
     @property
     def tasks(self) -> list[str]:
-        return [t for t in SERVE_TASKS if t in self.predictors]
+        return [t for t in served_tasks() if t in self.predictors]
 
-    # --- inference -----------------------------------------------------------------------------------------
     def infer(self, texts: list[str], tasks: list[str]) -> dict[str, list[dict]]:
-        """Option-free model answers per task, in text order."""
-        raw = {}
-        for task in tasks:
-            predictor = self.predictors[task]
-            if task == "intent":
-                raw[task] = predictor.predict(texts, return_probabilities=True)
-            elif task == "pii":  # every decoded entity; the request's threshold filters them in format()
-                raw[task] = predictor.predict(texts)
-            else:
-                raw[task] = predictor.predict(texts, return_probabilities=True)
-        return raw
+        """Option-free model answers per task, in text order (each request's options apply afterwards)."""
+        return {task: self.answerers[task].serve_raw(self.predictors[task], texts) for task in tasks}
 
-    # --- answers -------------------------------------------------------------------------------------------
-    def threshold(self, task: str, options: Options) -> float:
+    def threshold(self, task: str, options: AnswerOptions) -> float:
         return options.confidence_threshold if options.confidence_threshold is not None else self.thresholds[task]
 
-    def format(self, task: str, raw: dict, options: Options) -> dict:
-        t = self.threshold(task, options)
-        if task == "intent":
-            out = {"category": raw["label"], "confidence": raw["confidence"], "low_confidence": raw["confidence"] < t}
-            probs = raw.get("probabilities") or {}
-            if options.return_probabilities:
-                out["probabilities"] = probs
-            if options.include_explanation:
-                top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
-                out["explanation"] = (", ".join(f"{k} {v:.2f}" for k, v in top) +
-                                      f"; {'below' if out['low_confidence'] else 'at or above'} threshold {t:.2f}")
-            return out
-        if task == "pii":
-            kept = [e for e in raw["entities"] if e["confidence"] >= t]
-            out = {"has_pii": bool(kept), "entities": kept,
-                   "dropped_below_threshold": len(raw["entities"]) - len(kept)}
-            if options.include_explanation:
-                found = ", ".join(f"{e['entity_type']} {e['text']!r} ({e['confidence']:.2f})" for e in kept)
-                out["explanation"] = (f"{len(kept)} entit{'y' if len(kept) == 1 else 'ies'} at confidence >= "
-                                      f"{t:.2f}" + (f": {found}" if found else ""))
-            return out
-        score = float(raw["score"])
-        is_jb = score >= t
-        label = raw.get("label", "jailbreak")
-        out = {"is_jailbreak": is_jb,
-               "threat_type": (label if label != "benign" else "jailbreak") if is_jb else "none",
-               "confidence": score if is_jb else 1.0 - score, "score": score, "threshold": t}
-        if options.return_probabilities and "probabilities" in raw:
-            out["probabilities"] = raw["probabilities"]
-        if options.include_explanation:
-            source = "request" if options.confidence_threshold is not None else self.threshold_source["security"]
-            out["explanation"] = (f"P(jailbreak) = {score:.3f} {'>=' if is_jb else '<'} threshold {t:.2f} "
-                                  f"(from {source})")
-        return out
+    def result(self, task: str, raw: dict, options: AnswerOptions) -> dict:
+        """One entry of the batch endpoint's ``results`` (the task decides and shapes it)."""
+        return self.answerers[task].batch_result(raw, options, self.threshold(task, options))
+
+    def response(self, task: str, raw: dict, options: AnswerOptions, text: str) -> dict:
+        """The body of the task's single-text endpoint."""
+        return self.answerers[task].single_response(raw, options, self.threshold(task, options), text)
+
+    def statistics(self, task: str, results: list[dict], options: AnswerOptions) -> dict:
+        return self.answerers[task].statistics(results, self.threshold(task, options))
 
     def classify(self, texts: list[str], tasks: list[str] | None = None,
-                 options: Options | None = None) -> list[dict[str, dict]]:
-        """Per text, ``{task: answer}`` for every task asked (default: every loaded task)."""
+                 options: AnswerOptions | None = None) -> list[dict[str, dict]]:
+        """Per text, ``{task: batch result}`` for every task asked (default: every loaded task)."""
         tasks = tasks or self.tasks
         missing = [t for t in tasks if t not in self.predictors]
         if missing:
             raise KeyError(f"no model loaded for {', '.join(missing)}")
-        options = options or Options()
+        options = options or AnswerOptions()
         raw = self.infer(texts, tasks)
-        return [{task: self.format(task, raw[task][i], options) for task in tasks} for i in range(len(texts))]
-
-
-def task_statistics(task: str, answers: list[dict], threshold: float) -> dict:
-    """Upstream's statistics block for one task's answers.
-
-    intent: categories, mean confidence, answers under the threshold; security: benign/jailbreak counts, mean
-    confidence of the verdict, verdicts whose score sits within 0.1 of the threshold (near-misses either way);
-    pii: entity types found, mean entity confidence, entities dropped for being under the threshold.
-    """
-    dist: dict[str, int] = {}
-    confidences: list[float] = []
-    low = 0
-    for a in answers:
-        if task == "intent":
-            dist[a["category"]] = dist.get(a["category"], 0) + 1
-            confidences.append(a["confidence"])
-            low += a["low_confidence"]
-        elif task == "pii":
-            for e in a["entities"]:
-                dist[e["entity_type"]] = dist.get(e["entity_type"], 0) + 1
-                confidences.append(e["confidence"])
-            low += a["dropped_below_threshold"]
-        else:
-            key = "jailbreak" if a["is_jailbreak"] else "benign"
-            dist[key] = dist.get(key, 0) + 1
-            confidences.append(a["confidence"])
-            low += abs(a["score"] - threshold) < 0.1
-    avg = sum(confidences) / len(confidences) if confidences else 0.0
-    return {"category_distribution": dist, "avg_confidence": avg, "low_confidence_count": int(low)}
+        return [{task: self.result(task, raw[task][i], options) for task in tasks} for i in range(len(texts))]

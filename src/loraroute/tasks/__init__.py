@@ -33,3 +33,9 @@ def task_for_artifact(name: str) -> Task:
         if name.startswith(task.artifact_prefix):
             return task
     raise ValueError(f"{name}: not a loraroute model directory (no known lora_* prefix)")
+
+
+def served_tasks() -> dict[str, Task]:
+    """HTTP task name -> task, for the tasks ``serve`` answers (those with a ``serve_name``), in serving order."""
+    tasks = (get_task(name) for name in _TASKS)
+    return {task.serve_name: task for task in tasks if task.serve_name}

@@ -18,6 +18,7 @@ from loraroute.data.intent_requests import dedup_against, generate_request_promp
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
 from loraroute.data.noise import add_typos
 from loraroute.evaluate import classification_report, per_class_table, plot_confusion, summary_table
+from loraroute.tasks.answers import AnswerOptions, category_statistics
 from loraroute.tasks.sequence import SequenceClassificationTask
 
 TYPO_RATE = 0.1  # about one typo per ten-word prompt
@@ -43,6 +44,8 @@ class IntentTask(SequenceClassificationTask):
     """Intent: route a prompt to one of the 14 MMLU-Pro categories."""
 
     name = "intent"
+    serve_name = "intent"
+    serve_threshold = 0.6  # upstream's category confidence threshold: answers under it are low_confidence
     artifact_prefix = "lora_intent_classifier"
     config_class = IntentConfig
     label_map_keys = ("category_to_idx", "idx_to_category")
@@ -127,3 +130,28 @@ class IntentTask(SequenceClassificationTask):
                 result["label"] = fallback
         return results
 
+
+    # --- served answers (see tasks/answers.py) ---------------------------------------------------------------
+    def serve_raw(self, predictor, texts: list[str]) -> list[dict]:
+        return predictor.predict(texts, return_probabilities=True)
+
+    def batch_result(self, raw: dict, options: AnswerOptions, threshold: float) -> dict:
+        low = raw["confidence"] < threshold
+        out = {"category": raw["label"], "confidence": raw["confidence"]}
+        if options.return_probabilities:
+            out["probabilities"] = raw["probabilities"]
+        out["low_confidence"] = low
+        if options.include_explanation:
+            top = sorted(raw["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            out["explanation"] = (", ".join(f"{k} {v:.2f}" for k, v in top) +
+                                  f"; {'below' if low else 'at or above'} threshold {threshold:.2f}")
+        return out
+
+    def single_response(self, raw: dict, options: AnswerOptions, threshold: float, text: str) -> dict:
+        """Upstream's ``{"classification": {category, confidence}, "probabilities"?}`` plus our fields."""
+        result = self.batch_result(raw, options, threshold)
+        out = {"classification": {"category": result.pop("category"), "confidence": result.pop("confidence")}}
+        return {**out, **result}
+
+    def statistics(self, results: list[dict], threshold: float) -> dict:
+        return category_statistics(results, sum(r["low_confidence"] for r in results))

@@ -21,6 +21,7 @@ from loraroute.data.pii_sources import DATA_FORMATS, read_pii_records
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records
 from loraroute.evaluate import markdown_table, plot_confusion, softmax, summary_table, write_report
+from loraroute.tasks.answers import AnswerOptions, category_statistics, utf8_offset
 from loraroute.tasks.base import Task
 from loraroute.tasks.pii_metrics import entity_metrics
 from loraroute.tasks.pii_patterns import apply_patterns
@@ -122,12 +123,17 @@ class PIITask(Task):
     """PII detection: token classification over Presidio entity types, answered as character spans."""
 
     name = "pii"
+    serve_name = "pii"
+    serve_threshold = 0.5  # upstream's minimum PII entity confidence
     artifact_prefix = "lora_pii_detector"
     kind = "token"
     config_class = PIIConfig
     selection_metric = "micro_f1"  # entity-level micro F1 on validation tokens (exact type and boundaries)
     headline_metric = "micro_f1"
-    label_map_keys = ("label_to_id", "id_to_label")
+    # Upstream Go's PIIMapping reads label_to_idx/idx_to_label (without them it counts 0 PII types and refuses the
+    # model); label_to_id/id_to_label stay for readers of loraroute's earlier files and upstream's mmBERT format.
+    label_map_keys = ("label_to_idx", "idx_to_label")
+    label_map_also = ("label_to_id", "id_to_label")
     label_map_copy = "pii_type_mapping.json"
     demo_texts = [
         "Hi, I'm John Smith and my email is john.smith@example.com, call me at (212) 555-0187.",
@@ -294,10 +300,80 @@ class PIITask(Task):
                 entities = trim_trailing_punctuation(text, merge_chunk_pieces(text, entities, aggregation))
             if patterns:
                 entities = apply_patterns(text, entities, types)
-            if threshold is not None:
-                entities = [e for e in entities if e["confidence"] >= threshold]
+            entities = self.keep(entities, threshold)
             out.append({"has_pii": bool(entities), "entities": entities})
         return out
+
+    @staticmethod
+    def keep(entities: list[dict], threshold: float | None, types: tuple[str, ...] = ()) -> list[dict]:
+        """Entities at or above ``threshold`` (None keeps all), of ``types`` when given (case-insensitive, as
+        upstream's ``entity_types`` option)."""
+        wanted = {t.upper() for t in types}
+        return [e for e in entities if (threshold is None or e["confidence"] >= threshold)
+                and (not wanted or e["entity_type"].upper() in wanted)]
+
+    # --- served answers (see tasks/answers.py) ---------------------------------------------------------------
+    def serve_raw(self, predictor, texts: list[str]) -> list[dict]:
+        return predictor.predict(texts)  # every decoded entity: each request's threshold filters them
+
+    def batch_result(self, raw: dict, options: AnswerOptions, threshold: float) -> dict:
+        """Upstream's ``category`` is the first entity's type, or ``no_pii`` with confidence 1 - the strongest
+        entity the threshold dropped (1.0 when the model found nothing at all)."""
+        kept = self.keep(raw["entities"], threshold, options.entity_types)
+        if kept:
+            category, confidence = kept[0]["entity_type"], kept[0]["confidence"]
+        else:
+            category, confidence = "no_pii", 1.0 - max((e["confidence"] for e in raw["entities"]), default=0.0)
+        out = {"category": category, "confidence": confidence, "has_pii": bool(kept), "entities": kept,
+               "dropped_below_threshold": len(self.keep(raw["entities"], None, options.entity_types)) - len(kept)}
+        if options.include_explanation:
+            found = ", ".join(f"{e['entity_type']} {e['text']!r} ({e['confidence']:.2f})" for e in kept)
+            out["explanation"] = (f"{len(kept)} entit{'y' if len(kept) == 1 else 'ies'} at confidence >= "
+                                  f"{threshold:.2f}" + (f": {found}" if found else ""))
+        return out
+
+    def single_response(self, raw: dict, options: AnswerOptions, threshold: float, text: str) -> dict:
+        """Upstream's PIIResponse. As upstream, ``value`` is ``[DETECTED]`` unless ``reveal_entity_text``, and
+        ``start_position``/``end_position`` count UTF-8 bytes; ``start``/``end`` (ours) count characters."""
+        result = self.batch_result(raw, options, threshold)
+        kept = result["entities"]
+        placeholders: dict[tuple[str, str], str] = {}
+        for e in kept:  # one placeholder per distinct (type, value), numbered per type
+            key = (e["entity_type"], e["text"])
+            if key not in placeholders:
+                n = sum(t == e["entity_type"] for t, _ in placeholders)
+                placeholders[key] = f"[{e['entity_type']}_{n}]"
+        entities = []
+        for e in kept:
+            entity = {"type": e["entity_type"], "value": e["text"] if options.reveal_entity_text else "[DETECTED]",
+                      "confidence": e["confidence"], "start_position": utf8_offset(text, e["start"]),
+                      "end_position": utf8_offset(text, e["end"]), "entity_type": e["entity_type"],
+                      "start": e["start"], "end": e["end"]}
+            if options.mask_entities:
+                entity["masked_value"] = placeholders[(e["entity_type"], e["text"])]
+            entities.append(entity)
+        out = {"has_pii": bool(kept), "entities": entities,
+               "security_recommendation": "block" if kept else "allow",
+               "dropped_below_threshold": result["dropped_below_threshold"]}
+        if options.mask_entities and kept:
+            masked = text
+            for e in sorted(kept, key=lambda e: -e["start"]):
+                masked = masked[:e["start"]] + placeholders[(e["entity_type"], e["text"])] + masked[e["end"]:]
+            out["masked_text"] = masked
+        if "explanation" in result:
+            out["explanation"] = result["explanation"]
+        return out
+
+    def statistics(self, results: list[dict], threshold: float) -> dict:
+        """Upstream's block over result categories; low confidence counts entities the threshold dropped, and
+        ``entity_distribution`` (ours) counts every kept entity by type."""
+        stats = category_statistics(results, sum(r["dropped_below_threshold"] for r in results))
+        types: dict[str, int] = {}
+        for r in results:
+            for e in r["entities"]:
+                types[e["entity_type"]] = types.get(e["entity_type"], 0) + 1
+        stats["entity_distribution"] = types
+        return stats
 
     def extra_metadata(self, cfg: PIIConfig) -> dict[str, Any]:
         return {"label_all_subwords": cfg.label_all_subwords, "aggregation": cfg.aggregation,
