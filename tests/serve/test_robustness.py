@@ -234,3 +234,20 @@ def test_the_server_still_answers_after_every_abuse(server):
         t.join()
     with httpx.Client(base_url=base) as client:
         assert client.post(BATCH, json={"texts": ["question 1: integral"]}).status_code == 200
+
+
+def test_connections_past_the_bound_are_refused_at_once(real_set, tmp_path):
+    with running_server(real_set, tmp_path / "server.log", "--max-connections", "2") as (base, _):
+        held = [connect(base) for _ in range(2)]  # two idle clients take the two places
+        try:
+            time.sleep(0.5)
+            with connect(base) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                head, _ = read_until_closed(sock)
+            assert head.startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.5)
+        with httpx.Client(base_url=base) as client:
+            assert client.get("/health").status_code == 200
