@@ -16,7 +16,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +26,8 @@ from loraroute.serve.batching import DeadlineExceeded, MicroBatcher, QueueFull
 from loraroute.serve.config import ServeConfig
 from loraroute.serve.discovery import SERVE_TASKS, Discovery
 from loraroute.serve.guards import Guard, error_body, guarded_http_protocol
+from loraroute.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from loraroute.serve.metrics import Metrics, configure_logging
 from loraroute.serve.schema import (BatchRequest, BatchResponse, CombinedRequest, CombinedResponse, ErrorResponse,
                                     HealthResponse, IntentRequest, IntentResponse, ModelsResponse, PIIRequest,
                                     PIIResponse, SecurityRequest, SecurityResponse, answer_options, unknown_fields)
@@ -33,6 +36,8 @@ from loraroute.tasks.answers import AnswerOptions
 
 log = logging.getLogger("loraroute.serve")
 TASK_TYPES = (*SERVE_TASKS, "all")
+ENDPOINTS = {"/api/v1/classify/batch", "/api/v1/classify/combined", "/health", "/metrics", "/api/v1/models",
+             *(f"/api/v1/classify/{task}" for task in SERVE_TASKS)}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ERRORS = {status: {"model": ErrorResponse, "description": what} for status, what in (
     (400, "INVALID_INPUT or INVALID_TASK_TYPE"), (401, "UNAUTHORIZED: the API key is missing or wrong"),
@@ -50,6 +55,7 @@ class ApiError(Exception):
 
 def error_response(request: Request, status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
+    request.app.state.metrics.errors.labels(code).inc()
     rid = request.scope.get("state", {}).get("request_id")
     return JSONResponse(status_code=status, content=error_body(code, message, rid), headers=headers)
 
@@ -77,9 +83,16 @@ def _ms(start: float) -> int:
 def create_app(classifier: UnifiedClassifier | None, discovery: Discovery | None = None,
                config: ServeConfig | None = None) -> FastAPI:
     config = config or ServeConfig()
+    metrics = Metrics(ENDPOINTS)
     batcher = MicroBatcher(classifier.infer, config.micro_batch_texts, config.micro_batch_wait_ms,
-                           config.parallel_tasks, config.chunk_chars, config.max_queued_texts) \
-        if classifier and classifier.tasks else None
+                           config.parallel_tasks, config.chunk_chars, config.max_queued_texts,
+                           observe=metrics.observe_call) if classifier and classifier.tasks else None
+    if batcher is not None:
+        metrics.queued.set_function(lambda: batcher.queued_texts)
+    for task in classifier.tasks if classifier else []:
+        info = classifier.info.get(task, {})
+        metrics.model_info.labels(task, info.get("model", "-"), info.get("backend", "-"),
+                                  f"{classifier.thresholds[task]:.4g}").set(1)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -93,10 +106,14 @@ def create_app(classifier: UnifiedClassifier | None, discovery: Discovery | None
                   docs_url="/docs" if config.docs else None, redoc_url=None,
                   description="Intent, PII and jailbreak classification with LoRA-tuned models, in vLLM "
                               "semantic-router's /api/v1/classify schema.")
-    app.state.classifier, app.state.discovery, app.state.config, app.state.batcher = \
-        classifier, discovery, config, batcher
+    app.state.classifier, app.state.discovery, app.state.config, app.state.batcher, app.state.metrics = \
+        classifier, discovery, config, batcher, metrics
     app.add_middleware(Guard, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s,
-                       api_key=config.api_key())
+                       api_key=config.api_key(), metrics=metrics, access_log=config.access_log)
+    if config.cors_origins:  # outermost, so a browser's preflight is answered before the key check
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -254,6 +271,11 @@ def create_app(classifier: UnifiedClassifier | None, discovery: Discovery | None
         tasks = classifier.tasks if classifier else []
         return {"status": "healthy" if tasks else "no_models", "tasks": tasks, "version": __version__}
 
+    @app.get("/metrics", summary="Prometheus metrics: requests, errors, latency, model calls, queue, models",
+             response_class=PlainTextResponse, responses={401: ERRORS[401]})
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
     @app.get("/api/v1/models", summary="Models served and what discovery found (directory names, no paths)",
              response_model=ModelsResponse, responses={401: ERRORS[401]})
     async def models() -> dict:
@@ -297,6 +319,8 @@ def serve(config: ServeConfig) -> None:
 
     from loraroute.serve.discovery import discover
 
+    configure_logging(config.log_format)
+
     if config.threads:
         import torch
 
@@ -312,6 +336,8 @@ def serve(config: ServeConfig) -> None:
     warning = exposure_warning(config)
     if warning:
         log.warning(warning)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False,
+    # log_config=None: uvicorn's loggers go through the handler above (request ids, JSON); our Guard writes the
+    # access log, since uvicorn's does not know the request id.
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False, log_config=None,
                 http=guarded_http_protocol(config.header_timeout_s), timeout_keep_alive=config.keep_alive_s,
                 limit_concurrency=config.max_connections)

@@ -16,6 +16,7 @@ the others wait for long or fail with it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,10 +60,12 @@ def plan_units(texts: list[str], tasks: list[str], max_texts: int, max_chars: in
 
 class MicroBatcher:
     def __init__(self, infer: InferFn, max_batch_texts: int = 64, max_wait_ms: float = 2.0,
-                 parallel_tasks: bool = False, chunk_chars: int = 8000, max_queued_texts: int = 2000):
+                 parallel_tasks: bool = False, chunk_chars: int = 8000, max_queued_texts: int = 2000,
+                 observe: Callable[[str, int, float], None] | None = None):
         if max_batch_texts < 1 or max_wait_ms < 0 or chunk_chars < 1 or max_queued_texts < 1:
             raise ValueError("max_batch_texts, chunk_chars and max_queued_texts must be >= 1, max_wait_ms >= 0")
         self.infer = infer
+        self.observe = observe  # (task, texts, seconds) of every model call, for the metrics
         self.max_batch_texts = max_batch_texts
         self.max_wait = max_wait_ms / 1000.0
         self.chunk_chars = chunk_chars
@@ -189,7 +192,10 @@ class MicroBatcher:
             members = by_task[task]
             texts = [t for i in members for t in batch[i][0].texts[batch[i][2]:batch[i][3]]]
             try:
+                start = time.perf_counter()
                 answers = self.infer(texts, [task])[task]
+                if self.observe is not None:
+                    self.observe(task, len(texts), time.perf_counter() - start)
             except Exception:
                 if len(members) == 1:
                     raise

@@ -53,6 +53,12 @@ class ServeConfig:
         None, "File holding the API key (one line). Every endpoint but /health then needs 'Authorization: Bearer "
               "KEY'. The LORAROUTE_API_KEY environment variable does the same.")
     docs: bool = option(True, "Serve the interactive API docs at /docs (--no-docs turns them off).")
+    cors_origins: list[str] = option([], "Origins a browser may call the API from (CORS), e.g. "
+                                         "https://console.example.com; '*' allows any. None by default.")
+    # --- operations -------------------------------------------------------------------------------------------------
+    log_format: str = option("text", "Log lines as text or as one JSON object a line; each carries the request id.",
+                             choices=("text", "json"))
+    access_log: bool = option(False, "Log one line per request (client, method, path, status, milliseconds).")
 
     def validate(self) -> None:
         problems = []
@@ -71,6 +77,8 @@ class ServeConfig:
                 problems.append(f"{name} must be in [0, 1]")
         if self.max_queued_texts < self.max_batch_texts:
             problems.append("max_queued_texts must be at least max_batch_texts (else a full request never fits)")
+        if self.log_format not in ("text", "json"):
+            problems.append("log_format must be text or json")
         if self.backend not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}")
         if problems:

@@ -16,8 +16,11 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from loraroute.serve.metrics import REQUEST_ID, Metrics
+
 log = logging.getLogger("loraroute.serve")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # a client's id is echoed only if it cannot forge log lines
+access = logging.getLogger("loraroute.access")
+REQUEST_ID_SHAPE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # a client's id is echoed only if it cannot forge log lines
 OPEN_PATHS = ("/health",)  # answer without a key: a load balancer's probe has none
 
 
@@ -35,49 +38,80 @@ async def send_error(send, status: int, code: str, message: str, request_id: str
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
            (b"connection", b"close")]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    if request_id:
-        raw.append((b"x-request-id", request_id.encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
 class Guard:
-    """ASGI middleware: request id (``X-Request-ID`` echoed or made), bearer-key check, and the request body read
-    in full under ``max_body_bytes`` and ``body_timeout_s`` before the app sees it."""
+    """ASGI middleware: request id (``X-Request-ID`` echoed or made, and on every log line), bearer-key check, the
+    request body read in full under ``max_body_bytes`` and ``body_timeout_s`` before the app sees it, and each
+    response counted, timed and (``access_log``) logged."""
 
-    def __init__(self, app, max_body_bytes: int, body_timeout_s: float, api_key: str | None = None):
+    def __init__(self, app, max_body_bytes: int, body_timeout_s: float, api_key: str | None = None,
+                 metrics: Metrics | None = None, access_log: bool = False):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
         self.api_key = api_key.encode() if api_key else None
+        self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        request_id = given if REQUEST_ID_SHAPE.match(given) else uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        start, status = time.perf_counter(), 0
 
+        async def tracked(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, tracked, headers, request_id)
+        finally:
+            seconds = time.perf_counter() - start
+            if self.metrics is not None and status:
+                self.metrics.observe_response(scope["path"], status, seconds)
+            if self.access_log:
+                client = scope.get("client") or ("-", 0)
+                access.info('%s "%s %s" %s %.1f ms', client[0], scope["method"], scope["path"], status or "-",
+                            seconds * 1000)
+            REQUEST_ID.reset(token)
+
+    async def _refuse(self, send, status: int, code: str, message: str, request_id: str,
+                      headers: dict[str, str] | None = None) -> None:
+        if self.metrics is not None:
+            self.metrics.errors.labels(code).inc()
+        await send_error(send, status, code, message, request_id, headers)
+
+    async def _guarded(self, scope, receive, send, headers: dict, request_id: str) -> None:
         if self.api_key is not None and scope["path"] not in OPEN_PATHS:
             auth = headers.get(b"authorization", b"")
             token = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
             if not hmac.compare_digest(token, self.api_key):
-                return await send_error(send, 401, "UNAUTHORIZED", "missing or wrong API key (send "
-                                        "'Authorization: Bearer KEY')", request_id, {"WWW-Authenticate": "Bearer"})
+                return await self._refuse(send, 401, "UNAUTHORIZED", "missing or wrong API key (send "
+                                          "'Authorization: Bearer KEY')", request_id, {"WWW-Authenticate": "Bearer"})
 
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return await send_error(send, 413, "REQUEST_BODY_TOO_LARGE", f"request body of {length.decode()} bytes "
-                                    f"is over the limit of {self.max_body_bytes} bytes", request_id)
+            return await self._refuse(send, 413, "REQUEST_BODY_TOO_LARGE", f"request body of {length.decode()} "
+                                      f"bytes is over the limit of {self.max_body_bytes} bytes", request_id)
         try:
             body = await self._read_body(receive)
         except asyncio.TimeoutError:
-            return await send_error(send, 408, "REQUEST_TIMEOUT", f"the request body took longer than "
-                                    f"{self.body_timeout_s:g} s to arrive", request_id)
+            return await self._refuse(send, 408, "REQUEST_TIMEOUT", f"the request body took longer than "
+                                      f"{self.body_timeout_s:g} s to arrive", request_id)
         except _TooLarge:
-            return await send_error(send, 413, "REQUEST_BODY_TOO_LARGE", f"request body is over the limit of "
-                                    f"{self.max_body_bytes} bytes", request_id)
+            return await self._refuse(send, 413, "REQUEST_BODY_TOO_LARGE", f"request body is over the limit of "
+                                      f"{self.max_body_bytes} bytes", request_id)
         if body is None:
             return  # the client went away mid-body: nobody to answer
 
@@ -90,13 +124,7 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: wait for the disconnect, as the server would
 
-        async def send_with_id(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
-            await send(message)
-
-        await self.app(scope, replay, send_with_id)
+        await self.app(scope, replay, send)
 
     async def _read_body(self, receive) -> bytes | None:
         """The body (None if the client disconnected), read until it ends; past the limit reading stops, so the
