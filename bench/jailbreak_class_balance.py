@@ -17,7 +17,7 @@ from loraroute.data.jailbreak import offline_jailbreak_dataset
 from loraroute.evaluate import markdown_table
 from loraroute.tasks import get_task
 from loraroute.tasks.jailbreak import JailbreakConfig
-from loraroute.train import train_task
+from loraroute.training import train_task
 
 
 def main(argv: list[str] | None = None) -> int:

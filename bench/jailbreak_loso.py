@@ -92,7 +92,7 @@ class LoraScorer:
         from loraroute.predict import Predictor
         from loraroute.tasks import get_task
         from loraroute.tasks.jailbreak import JailbreakConfig
-        from loraroute.train import train_task
+        from loraroute.training import train_task
 
         data = out / f"{name}.jsonl"
         rows = train + validation  # re-split by the task; validation share matches

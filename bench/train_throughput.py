@@ -57,7 +57,7 @@ def seed_recipe(splits, labels, model_ref: str, epochs: float, out: Path) -> tup
 def loraroute_defaults(splits, model_ref: str, epochs: float, out: Path) -> tuple[float, float, str]:
     from loraroute.config import TrainConfig
     from loraroute.tasks.intent import IntentTask
-    from loraroute.train import train_task
+    from loraroute.training import train_task
 
     class FixedSplits(IntentTask):  # same examples as the seed recipe, not a fresh split
         def load_splits(self, cfg):

@@ -1,9 +1,11 @@
+import argparse
 import json
 from dataclasses import fields
 
 import pytest
 
-from loraroute.cli import build_parser, main
+from loraroute import __version__
+from loraroute.cli import STATES_DEFAULT, build_parser, main
 from loraroute.tasks import get_task, task_names
 
 
@@ -80,3 +82,72 @@ def test_help_says_where_checkpoints_go(capsys):
     assert ".loraroute-checkpoints" in out and "loraroute clean" in out
     help_text("clean")
     assert "--dry-run" in capsys.readouterr().out
+
+
+def test_version_prints_the_program_and_its_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"loraroute {__version__}\n"
+
+
+def every_option(parser: argparse.ArgumentParser, command: str = "loraroute"):
+    """(command, option action) for every option of every command and subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from every_option(sub, f"{command} {name}")
+        elif action.help and action.help != argparse.SUPPRESS:
+            yield command, action
+
+
+def test_no_option_help_states_its_default_twice():
+    for command, action in every_option(build_parser()):
+        mentions = STATES_DEFAULT.findall(action.help)
+        assert len(mentions) <= 1, f"{command} {action.option_strings}: {action.help}"
+        assert "%(default)" not in action.help  # the config options' argparse default is SUPPRESS
+
+
+def test_every_config_option_states_its_default_once():
+    for command, action in every_option(build_parser()):
+        if action.default is argparse.SUPPRESS and action.dest not in ("help", "version"):
+            assert len(STATES_DEFAULT.findall(action.help)) == 1, f"{command} {action.option_strings}: {action.help}"
+
+
+def test_help_explains_the_exit_status(capsys):
+    help_text()
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 success; 1 a run that failed" in out and "2 bad usage, found before any model" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "intent", "epoch_count=2"], "unknown key(s) epoch_count"),
+    (["train", "intent", "rank=eight"], "rank: expected int"),
+    (["train", "intent", "rank=-1"], "rank must be positive"),
+    (["train", "intent", "--report-to", "tensorbored"], "unknown tracker(s) tensorbored"),
+    (["train", "intent", "--config", "no-such-recipe.yaml"], "no-such-recipe.yaml: no such file (--config)"),
+    (["train", "intent", "--data", "./no-such.jsonl"], "./no-such.jsonl: no such file (--data)"),
+    (["predict", "--model", "models/x", "--input", "no-such.jsonl"], "no-such.jsonl: no such file (--input)"),
+    (["export", "onnx", "no-such-model"], "no-such-model: no such model directory"),
+    (["train-all", "--tasks", "intent", "intnet"], "unknown task(s) intnet (--tasks)"),
+    (["discover", "no-such-models"], "no-such-models: no such models directory"),
+])
+def test_bad_usage_exits_2_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no models/, no checkpoints: nothing ran
+
+
+def test_an_unknown_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "intent", "--epoch-count", "2"])
+    assert exit.value.code == 2 and "--epoch-count" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_exits_1(intent_file, tmp_path, capsys):
+    not_a_model = tmp_path / "empty-model"
+    not_a_model.mkdir()
+    code = main(["train", "intent", "--model", str(not_a_model), "--data", str(intent_file),
+                 "--output-dir", str(tmp_path / "models")])
+    err = capsys.readouterr().err
+    assert code == 1 and "\nerror: " in err and "Traceback" not in err  # a message after the run's log

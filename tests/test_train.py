@@ -14,7 +14,7 @@ from loraroute.artifacts import CHECKPOINTS, RUN_PID, artifact_name
 from loraroute.config import TrainConfig
 from loraroute.predict import Predictor
 from loraroute.tasks import get_task
-from loraroute.train import train_task
+from loraroute.training import train_task
 from tests.conftest import ENCODER_ARCHS
 
 PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal", "question 3: gene enzyme cell"]

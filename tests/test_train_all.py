@@ -7,13 +7,13 @@ import types
 import pytest
 import torch
 
-import loraroute.train
+import loraroute.training
 from loraroute import train_all as ta
 from loraroute.cli import main
 from loraroute.predict import Predictor
 from loraroute.resources import Resources
 from loraroute.tasks import get_task
-from loraroute.train import RunResult
+from loraroute.training import RunResult
 from tests.conftest import write_intent_jsonl
 
 TINY_SETTINGS = ["max_length=32", "precision=fp32", "learning_rate=0.01", "batch_size=8"]
@@ -25,7 +25,7 @@ def batch_run(tiny_encoder, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train-all")
     data = write_intent_jsonl(tmp / "intent.jsonl")
     broken, good = tiny_encoder("distilbert"), tiny_encoder("bert")
-    real = loraroute.train.train_task
+    real = loraroute.training.train_task
 
     def planted(task, cfg, callbacks=None):
         if cfg.model == str(broken):
@@ -34,7 +34,7 @@ def batch_run(tiny_encoder, tmp_path_factory):
 
     out = tmp / "models"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loraroute.train, "train_task", planted)
+        mp.setattr(loraroute.training, "train_task", planted)
         rc = main(["train-all", "--tasks", "intent", "--models", str(broken), str(good), "--quick",
                    "--output-dir", str(out), f"data={data}", *TINY_SETTINGS])
     summary = json.loads((out / "summary.json").read_text())
@@ -87,11 +87,11 @@ def test_every_listed_artifact_loads_with_predict_and_answers_the_probe_texts(ba
 def test_each_model_directory_has_its_log_and_training_curves(batch_run):
     _, _, summary, _ = batch_run
     artifact = summary["runs"][1]["artifact"]
-    log = (loraroute.train.Path(artifact) / "train.log").read_text()
+    log = (loraroute.training.Path(artifact) / "train.log").read_text()
     assert "resources: cpu" in log or "resources: cuda" in log  # the batch plan line
     assert re.search(r"loraroute.steps: step \d+ epoch [\d.]+ loss=", log)  # per-step loss, file only
     assert "validation at step" in log
-    png = loraroute.train.Path(artifact) / "training_curves.png"
+    png = loraroute.training.Path(artifact) / "training_curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["runs"][1]["log"].endswith("train.log")
 
@@ -105,7 +105,7 @@ def test_out_of_memory_in_training_is_retried_with_half_batch(tiny_encoder, tmp_
         attempts.append((cfg.batch_size, cfg.grad_accum))
         if len(attempts) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
-        return loraroute.train.train_task(task, cfg, callbacks=callbacks)
+        return loraroute.training.train_task(task, cfg, callbacks=callbacks)
 
     records = ta.train_all(["intent"], [str(tiny_encoder("bert"))], tmp_path / "out",
                            {"data": str(data), "max_length": 32, "precision": "fp32", "batch_size": 8},
@@ -125,14 +125,14 @@ def test_invalid_settings_fail_every_run_at_the_config_stage_naming_the_key(tmp_
                            train=lambda *a, **k: calls.append(a), resources=FAKE)
     assert calls == []
     assert [r.status for r in records] == ["failed", "failed"]
-    assert all(r.error.startswith("config: ValueError") and "rank" in r.error for r in records)
+    assert all(r.error.startswith("config: ConfigError") and "rank" in r.error for r in records)
     assert json.loads((tmp_path / "summary.json").read_text())["failed"] == 2
 
 
 @pytest.mark.slow
 def test_a_model_that_fails_verify_is_marked_failed(batch_run, tmp_path, monkeypatch):
     _, _, summary, _ = batch_run
-    artifact = loraroute.train.Path(summary["runs"][1]["artifact"])
+    artifact = loraroute.training.Path(summary["runs"][1]["artifact"])
     seen = {}
 
     def fake_verify(model_dir, extra_texts=None):

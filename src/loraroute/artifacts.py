@@ -1,11 +1,11 @@
-"""Model directories: naming, atomic writes, merged model + adapter/, label maps, lora_config.json, model card.
+"""Model directories: naming, atomic writes, merged model + adapter/, label maps, lora_config.json.
 
 Layout (what vLLM semantic-router's loaders read sits at the top level)::
 
     lora_{task}_{arch}_r{rank}_model/
       config.json (id2label/label2id)  model.safetensors  tokenizer.json (+ tokenizer files)
       label_mapping.json (+ the task's second name)  lora_config.json  training_config.yaml
-      eval_report.json  eval_report.md  *.png  README.md
+      eval_report.json  eval_report.md  *.png  README.md (model card: loraroute.model_card)
       adapter/  adapter_config.json  adapter_model.safetensors (LoRA + trained head)
 
 Checkpoints and run logs go beside the models directory, never inside it (see :func:`checkpoint_root`); failed runs'
@@ -249,26 +249,3 @@ def save_model_artifact(out: Path, peft_model, tokenizer, task, labels: list[str
         f"Resolved configuration of this run. Reproduce it with:\n"
         f"  loraroute train {task.name} --config {artifact_name(task.artifact_prefix, cfg)}/{TRAINING_CONFIG}"))
     return merged
-
-
-def write_model_card(out: Path, task, cfg: TrainConfig, report: dict, headline: dict[str, float]) -> None:
-    lines = [
-        f"# {Path(out).name}",
-        "",
-        f"A LoRA-tuned **{task.name}** model made by loraroute {__version__} from `{cfg.model}` "
-        f"(rank {cfg.rank}, alpha {cfg.lora_alpha}).",
-        "",
-        ("The top level holds the merged model (load it with transformers or vLLM semantic-router); `adapter/` holds "
-         "the PEFT adapter with the trained head." if task.save_merged else
-         f"The top level holds the PEFT adapter and tokenizer; load it on top of `{cfg.model}`.")
-        + " `eval_report.md` has the full evaluation on the held-out test split.",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *[f"| {k} | {v:.4f} |" for k, v in headline.items()],
-        "",
-        f"Data: `{cfg.data or 'offline default'}`; split sizes {report.get('split_sizes')}.",
-        "",
-        "Reproduce: `loraroute train " + task.name + " --config training_config.yaml`",
-    ]
-    (Path(out) / "README.md").write_text("\n".join(lines) + "\n")

@@ -81,11 +81,12 @@ def binary_report(y_true, scores, threshold: float) -> dict[str, Any]:
 
 def plot_roc_pr(y_true, scores, threshold: float, out_dir: Path, title: str, prefix: str = "") -> list[str]:
     """Write ``{prefix}roc_curve.png`` and ``{prefix}pr_curve.png`` (the threshold marked); returns the names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from loraroute.extras import pyplot
+
+    if (plt := pyplot(f"{Path(out_dir) / f'{prefix}roc_curve.png'} and {prefix}pr_curve.png")) is None:
+        return []
 
     y, s = _arrays(y_true, scores)
     if len(set(y)) < 2:

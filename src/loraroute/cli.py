@@ -6,24 +6,46 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from loraroute.config import TrainConfig, field_type, parse_overrides
+from loraroute import __version__
+from loraroute.config import ConfigError, TrainConfig, field_type, parse_overrides
+
+EXIT_STATUS = (
+    "Exit status: 0 success; 1 a run that failed (training or evaluation error, out of memory, a download that "
+    "failed, verify beyond tolerance, a failed run of train-all); 2 bad usage, found before any model is loaded: "
+    "an unknown option, setting or task, a malformed or out-of-range value, a path named on the command line that "
+    "does not exist (--config, --input, --recipes, --data as a file, a model or models DIR), or data rows that are "
+    "malformed (the message names file, line and field).")
+
+
+# How a help text says its default itself ("(default: ...)", "Default: ...", "0 by default", "(unset: ...)"), so
+# add_config_options does not print it a second time.
+STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:|\bby default\b|\(unset:", re.IGNORECASE)
 
 
 def add_config_options(parser: argparse.ArgumentParser, cls: type[TrainConfig], skip: tuple[str, ...] = ()) -> None:
-    """One ``--option`` per dataclass field, with the field's help; unset options leave the config alone."""
+    """One ``--option`` per dataclass field, with the field's help; unset options leave the config alone.
+
+    The default is appended to the help unless the help already says it in words. argparse's ``%(default)s`` cannot
+    do it: the options' argparse default is SUPPRESS, so that only options given on the command line reach the
+    config and override the YAML recipe."""
     for f in fields(cls):
         if f.name in skip:
             continue
         tp, _ = field_type(cls, f.name)
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        kwargs = {"dest": f.name, "default": argparse.SUPPRESS,
-                  "help": f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")}
+        if isinstance(default, list):
+            default = " ".join(map(str, default)) or "[]"
+        text = f.metadata.get("help", "")
+        if not STATES_DEFAULT.search(text):
+            text = f"{text} (default: {default})"
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": text.replace("%", "%%")}
         flag = "--" + f.name.replace("_", "-")
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
@@ -49,8 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     from loraroute.tasks import get_task, task_names
 
     parser = argparse.ArgumentParser(
-        prog="loraroute", description="Train, verify and serve the LoRA models an LLM request router needs.")
+        prog="loraroute", description="Train, verify and serve the LoRA models an LLM request router needs.",
+        epilog=EXIT_STATUS)
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    parser.add_argument("--version", action="version", version=f"loraroute {__version__}",
+                        help="Print the version and exit.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="Train one task's LoRA model, evaluate it and write its model directory.",
@@ -64,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Overrides applied last, e.g. rank=8.")
 
     predict = sub.add_parser("predict", help="Run a trained model on texts or a JSONL file.")
-    predict.add_argument("--model", required=True, help="Model directory written by `loraroute train`.")
+    predict.add_argument("--model", required=True, metavar="DIR_OR_REPO",
+                         help="Model directory written by `loraroute train`, or a Hugging Face Hub repo id "
+                              "(owner/name), downloaded into the Hugging Face cache.")
+    predict.add_argument("--revision", help="Hub branch, tag or commit of --model (default: main).")
     predict.add_argument("texts", nargs="*", help="Texts to classify.")
     predict.add_argument("--input", help='JSONL file of {"text": ...} lines.')
     predict.add_argument("--output", help="Where to write JSONL results (default: stdout).")
@@ -127,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="Check a model directory's contract and that every runtime agrees.",
                             description="Runs built-in probes (every label) through base+adapter, merged, ONNX fp32 "
                                         "and int8 (if exported); exit status 1 beyond tolerance.")
-    verify.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
+    # dest "model", not "model_dir": a hub id is not a local directory (main()'s missing-path check reads model_dir)
+    verify.add_argument("model", metavar="DIR_OR_REPO",
+                        help="Model directory written by `loraroute train`, or a Hub repo id (owner/name), verified "
+                             "in the Hugging Face cache without writing verify_report.json there.")
     verify.add_argument("--input", help='JSONL file of {"text": ...} lines added to the built-in probes.')
     verify.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
 
@@ -142,6 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
     specialists.add_argument("--config", help="YAML settings applied to every specialist.")
     add_config_options(specialists, SolverConfig, skip=("task", "specialist", "name"))
     specialists.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Overrides applied last.")
+
+    push = sub.add_parser(
+        "push", help="Upload a model directory to the Hugging Face Hub.",
+        description="Creates the repo if it does not exist and uploads the directory in one commit, leaving out "
+                    "hidden files (.tmp-* of an interrupted export), verify_report.json and pickle weights. "
+                    "README.md, if it is loraroute's own card, gets the repo id in its usage lines first. The token "
+                    "is huggingface_hub's: HF_TOKEN, else the one `hf auth login` saved.")
+    push.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
+    push.add_argument("repo_id", metavar="REPO_ID", help="Hub repo id, owner/name.")
+    push.add_argument("--private", action="store_true", help="Create the repo private (an existing repo keeps its "
+                                                             "visibility).")
+    push.add_argument("--revision", help="Branch to commit to, created if missing (default: main).")
+    push.add_argument("--message", help="Commit message.")
+    pull = sub.add_parser(
+        "pull", help="Download a Hub model into a models directory, under its lora_* name, for `serve`.",
+        description="serve and vLLM semantic-router read a models directory; pull places a hub model there as "
+                    "DIR/<lora_* name> (the repo's name if it is one, else the name its model card records).")
+    pull.add_argument("repo_id", metavar="REPO_ID", help="Hub repo id, owner/name.")
+    pull.add_argument("--models-dir", default="models", metavar="DIR", help="Models directory (default: models).")
+    pull.add_argument("--name", help="Directory name to use instead (serving needs a lora_* prefix).")
+    pull.add_argument("--revision", help="Branch, tag or commit (default: main).")
     return parser
 
 
@@ -149,7 +201,7 @@ def cmd_train(args) -> int:
     from loraroute.evaluate import summary_table
     from loraroute.tasks import get_task
     from loraroute.resources import with_oom_retry
-    from loraroute.train import headline_metrics, train_task
+    from loraroute.training import headline_metrics, train_task
 
     task = get_task(args.task)
     cfg = resolve_config(task.config_class, args, task.name)
@@ -176,7 +228,7 @@ def cmd_predict(args) -> int:
 
     if bool(args.texts) == bool(args.input):
         raise SystemExit("predict: give either TEXT arguments or --input FILE, not both or neither")
-    predictor = Predictor.load(args.model, use_adapter=args.use_adapter)
+    predictor = Predictor.load(args.model, use_adapter=args.use_adapter, revision=args.revision)
     options = {"return_probabilities": not args.no_probabilities}
     if args.threshold is not None:
         options["threshold"] = args.threshold
@@ -221,9 +273,14 @@ def cmd_discover(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from loraroute.extras import require_extra
+
+    require_extra("serve", "`loraroute serve`", "fastapi", "uvicorn", "pydantic", "prometheus_client")
+    from loraroute.hub import check_models_dir
     from loraroute.serve.api import serve
     from loraroute.serve.config import ServeConfig
 
+    check_models_dir(getattr(args, "models_dir", "models"))
     serve(ServeConfig.from_dict(vars(args)))
     return 0
 
@@ -268,32 +325,101 @@ def cmd_export(args) -> int:
 def cmd_verify(args) -> int:
     from loraroute.data.sources import read_local, text_label_records
     from loraroute.export.verify import format_report, verify_model
+    from loraroute.hub import resolve
 
     extra = None
     if args.input:
         extra = [r["text"] for r in text_label_records(read_local(Path(args.input)), "text", None, args.input)]
-    report = verify_model(args.model_dir, extra_texts=extra)
+    model_dir = resolve(args.model, onnx=True)
+    local = Path(args.model).expanduser().is_dir()  # a hub download lives in the Hub cache: no report written there
+    report = verify_model(model_dir, extra_texts=extra, write=local)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["passed"] else 1
+
+
+def cmd_push(args) -> int:
+    from loraroute.hub import push
+
+    url = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
+               commit_message=args.message)
+    print(f"Pushed {args.model_dir} to {url}" + (f" (branch {args.revision})" if args.revision else ""))
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from loraroute.hub import pull
+
+    print(f"Model directory: {pull(args.repo_id, args.models_dir, name=args.name, revision=args.revision)}")
+    return 0
 
 
 COMMANDS = {
     "train": cmd_train, "train-all": cmd_train_all, "train-specialists": cmd_train_specialists,
     "predict": cmd_predict, "clean": cmd_clean, "export": cmd_export, "verify": cmd_verify, "discover": cmd_discover,
-    "serve": cmd_serve,
+    "serve": cmd_serve, "push": cmd_push, "pull": cmd_pull,
 }
 
 
+# Paths a command reads, by argparse dest: (kind, message). A models directory is checked where it is read
+# (discover, serve), not where it is swept or created (clean, pull).
+INPUT_PATHS = {"config": ("file", "no such file (--config)"), "input": ("file", "no such file (--input)"),
+               "recipes": ("directory", "no such directory (--recipes)"),
+               "model_dir": ("directory", "no such model directory"),
+               "models_dir": ("directory", "no such models directory")}
+READS_MODELS_DIR = ("discover", "serve")
+
+
+def usage_problems(args: argparse.Namespace) -> list[str]:
+    """What argparse cannot see is wrong with the command line: paths it names that the command would read and that
+    do not exist, and unknown task names (train-all --tasks). Checked before any work."""
+    from loraroute.data.sources import LOCAL_SUFFIXES
+    from loraroute.tasks import task_names
+
+    problems = []
+    unknown = [t for t in getattr(args, "tasks", None) or [] if t not in task_names()]
+    if unknown:
+        problems.append(f"unknown task(s) {', '.join(unknown)} (--tasks); choose from {', '.join(task_names())}")
+    for dest, (kind, message) in INPUT_PATHS.items():
+        value = getattr(args, dest, None)
+        if not value or (dest == "models_dir" and args.command not in READS_MODELS_DIR):
+            continue
+        if dest == "models_dir":
+            from loraroute.hub import check_models_dir
+
+            try:  # a hub id here gets the `loraroute pull` hint
+                check_models_dir(value)
+            except FileNotFoundError as exc:
+                problems.append(str(exc))
+                continue
+        if not (Path(value).is_file() if kind == "file" else Path(value).is_dir()):
+            problems.append(f"{value}: {message}")
+    data = getattr(args, "data", None)  # a hub id or a local file: read_rows' rule says which
+    if data and not Path(data).expanduser().exists() and (
+            Path(data).suffix in LOCAL_SUFFIXES or data.startswith((".", "/", "~"))):
+        problems.append(f"{data}: no such file (--data)")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; the exit status is 0, 1 for a run that failed, 2 for bad usage (see EXIT_STATUS)."""
+    from loraroute.data.sources import DataError
+
+    args = build_parser().parse_args(argv)  # argparse exits 2 itself on an unknown option or a bad value
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    problems = usage_problems(args)
+    if problems:
+        print("\n".join(f"error: {p}" for p in problems), file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ConfigError, DataError) as exc:  # settings, or data rows, that are wrong: raised before any training
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

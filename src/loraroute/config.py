@@ -16,6 +16,13 @@ from typing import Any
 import yaml
 
 
+class ConfigError(ValueError):
+    """A setting that is unknown, malformed or out of range: the input is wrong, and no work has been done.
+
+    The command line exits 2 on it (bad usage), against 1 for a run that fails; it is a ValueError, so callers that
+    catch ValueError keep working."""
+
+
 def option(default: Any, help: str, choices: tuple | None = None, **kwargs) -> Any:
     """A dataclass field with help text (and optional choices) for the CLI and docs."""
     meta = {"help": help}
@@ -88,6 +95,12 @@ class TrainConfig:
         False, "Keep intermediate checkpoints (in <output_dir>/../.loraroute-checkpoints/) after a successful run; "
         "`loraroute clean` removes them later.")
     threads: int | None = option(None, "CPU threads for torch (default: torch's choice).")
+    report_to: list[str] = option(
+        ["none"], "Experiment trackers the Trainer logs to: none, all (every one installed), or names such as "
+        "tensorboard, mlflow, wandb (each needs its package and reads its usual environment variables). "
+        "TensorBoard's event files are written to the run's checkpoint directory "
+        "(../.loraroute-checkpoints/<output_dir name>/ckpt-<model name>/runs/) and copied into the model "
+        "directory's runs/ when the run succeeds; $TENSORBOARD_LOGGING_DIR sends them elsewhere.")
 
     @property
     def lora_alpha(self) -> int:
@@ -109,12 +122,13 @@ class TrainConfig:
             problems.append("batch_size and grad_accum must be positive")
         if self.max_length < 8:
             problems.append("max_length must be at least 8")
+        problems += report_to_problems(self.report_to)
         for f in fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 problems.append(f"{f.name} must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
         if problems:
-            raise ValueError("Invalid configuration: " + "; ".join(problems))
+            raise ConfigError("Invalid configuration: " + "; ".join(problems))
 
     # --- serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -133,13 +147,18 @@ class TrainConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}; "
                 f"valid keys: {', '.join(sorted(known))}"
             )
         kwargs = {k: coerce(v, known[k].type, f"{where}: {k}") for k, v in values.items()}
         cfg = cls(**kwargs)
-        cfg.validate()
+        try:
+            cfg.validate()
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a task's own validate() raising a plain ValueError is still a bad setting
+            raise ConfigError(str(exc)) from None
         return cfg
 
     @classmethod
@@ -148,9 +167,9 @@ class TrainConfig:
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of keys to values at the top level")
+            raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
         values.update(parse_overrides(overrides or []))
         return cls.from_dict(values, where=str(path))
 
@@ -160,7 +179,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"override {pair!r} is not of the form key=value")
+            raise ConfigError(f"override {pair!r} is not of the form key=value")
         key, raw = pair.split("=", 1)
         out[key.strip().replace("-", "_")] = yaml.safe_load(raw) if raw else None
     return out
@@ -182,7 +201,7 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise ValueError(f"{where}: must not be empty")
+        raise ConfigError(f"{where}: must not be empty")
     origin = typing.get_origin(tp)
     try:
         if origin is list:
@@ -202,7 +221,28 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
             raise TypeError
         return tp(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
+        raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
+
+
+def report_to_problems(report_to: list[str]) -> list[str]:
+    """What is wrong with a ``report_to`` list, found before the run instead of when the Trainer starts."""
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    if names == ["none"]:
+        return []  # the default: nothing to check, and no transformers import
+    if not names:
+        return ["report_to must name at least one tracker, or none"]
+    if ("none" in names or "all" in names) and len(names) > 1:
+        return [f"report_to: 'none' and 'all' stand alone, got {names}"]
+    if names == ["all"]:
+        return []
+    from transformers.integrations import integration_utils as trackers
+
+    known = trackers.INTEGRATION_TO_CALLBACK
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return [f"report_to: unknown tracker(s) {', '.join(unknown)}; known: none, all, {', '.join(known)}"]
+    missing = [n for n in names if n not in trackers.get_available_reporting_integrations()]
+    return [f"report_to: {', '.join(missing)} not installed (install its package)"] if missing else []
 
 
 def field_type(cls: type, name: str) -> tuple[Any, bool]:

@@ -70,11 +70,10 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
-    import matplotlib
+    from loraroute.extras import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    if (plt := pyplot(path)) is None:
+        return
     m = np.asarray(matrix)
     size = max(4.0, 0.45 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))

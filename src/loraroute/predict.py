@@ -60,10 +60,12 @@ class Predictor(BasePredictor):
         self.model = model.eval()
 
     @classmethod
-    def load(cls, path: str | Path, use_adapter: bool = False, device: str | None = None) -> "Predictor":
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such model directory")
+    def load(cls, path: str | Path, use_adapter: bool = False, device: str | None = None,
+             revision: str | None = None) -> "Predictor":
+        """``path``: a model directory, or a hub repo id (owner/name) fetched into the Hugging Face cache."""
+        from loraroute.hub import resolve
+
+        path = resolve(path, revision=revision)
         meta = read_meta(path)
         kind = get_task(meta["task"]).kind
         adapter_dir = path / ADAPTER_DIR

@@ -132,11 +132,10 @@ def plot_training_curves(log_history: list[dict[str, Any]], metric: str, path: P
     series = curve_points(log_history, metric)
     if not any(series.values()):
         return None
-    import matplotlib
+    from loraroute.extras import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    if (plt := pyplot(path)) is None:
+        return None
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name in ("train loss", "validation loss"):
         if series[name]:

@@ -85,6 +85,12 @@ def verifier() -> Callable[..., dict] | None:
         found = False
     if not found:
         return None
+    from loraroute.extras import missing_modules
+
+    if absent := missing_modules("onnx", "onnxruntime"):  # verify exports and runs ONNX: the core goes without it
+        log.warning("train-all: verify skipped: it needs the 'onnx' extra, pip install 'loraroute[onnx]' "
+                    "(missing: %s)", ", ".join(absent))
+        return None
     from loraroute.export.verify import verify_model  # an import error inside it is a real failure: let it raise
 
     return verify_model
@@ -133,10 +139,10 @@ def train_all(tasks: list[str] | None = None, models: list[str] | None = None, o
     """Train tasks x models one after another; never stops at a failed run. Writes summary.{md,json}.
 
     ``settings`` are TrainConfig keys applied to every run (``epochs``, ``max_samples``, ``rank``, any key=value);
-    ``fit`` sizes batch and accumulation to the machine; ``train`` stands in for ``train.train_task``.
+    ``fit`` sizes batch and accumulation to the machine; ``train`` stands in for ``training.train_task``.
     """
     if train is None:
-        from loraroute.train import train_task as train
+        from loraroute.training import train_task as train
     tasks = tasks or encoder_tasks()
     models = models or list(DEFAULT_MODELS)
     for name in tasks:

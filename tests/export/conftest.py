@@ -9,7 +9,7 @@ import pytest
 
 from loraroute.config import TrainConfig
 from loraroute.tasks import get_task
-from loraroute.train import train_task
+from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl
 
 

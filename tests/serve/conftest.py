@@ -24,7 +24,7 @@ import pytest
 
 from loraroute.config import TrainConfig
 from loraroute.tasks import get_task, task_names
-from loraroute.train import train_task
+from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl
 
 INTENT_PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal",

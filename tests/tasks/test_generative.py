@@ -10,7 +10,7 @@ from loraroute.predict import Predictor
 from loraroute.tasks import get_task
 from loraroute.tasks.causal_lm import IGNORE_INDEX
 from loraroute.tasks.generative import INSTRUCTION_TEMPLATE, category_report
-from loraroute.train import train_task
+from loraroute.training import train_task
 from tests.conftest import build_chat_tokenizer
 
 CATS = ["biology", "law", "math"]

@@ -15,7 +15,7 @@ TEXTS = ["question: integral matrix prime", "question: tenant court appeal"]
 
 @pytest.fixture(scope="module")
 def fallback_model(tiny_encoder, tmp_path_factory):
-    from loraroute.train import train_task
+    from loraroute.training import train_task
     from tests.conftest import write_intent_jsonl
 
     tmp = tmp_path_factory.mktemp("intent")

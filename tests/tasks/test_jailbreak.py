@@ -208,7 +208,7 @@ def test_shortcut_baselines_see_through_a_length_give_away():
 # --- end to end ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tiny_encoder, tmp_path_factory):
-    from loraroute.train import train_task
+    from loraroute.training import train_task
 
     tmp = tmp_path_factory.mktemp("jb")
     data = write_jailbreak_jsonl(tmp / "jb.jsonl", per_class=60, label_values=(0, 1))

@@ -13,7 +13,7 @@ from loraroute.tasks import get_task
 from loraroute.tasks.pii import PIIConfig, bio_entities, confusion_matrix_with_none
 from loraroute.tasks.pii_metrics import entity_metrics
 from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens
-from loraroute.train import train_task
+from loraroute.training import train_task
 
 ARCHS = ["bert", "roberta", "modernbert"]
 # Punctuation, an emoji, a repeated entity and two adjacent entities of the same type.

@@ -16,7 +16,7 @@ from loraroute.models.loading import load_base_model, load_tokenizer
 from loraroute.tasks import get_task
 from loraroute.tasks.causal_lm import extract_choice
 from loraroute.tasks.solver import SPECIALISTS, SolverConfig, score, specialist_configs
-from loraroute.train import train_task
+from loraroute.training import train_task
 
 
 def write_mc(path, n, seed, prefix="What is"):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from loraroute.artifacts import make_world_readable
+from loraroute.extras import require_extra
 from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
 from loraroute.models.registry import ENCODER_TYPES
 from loraroute.predict import BasePredictor
@@ -127,6 +128,7 @@ def _atomic_write(target: Path, write) -> None:
 def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path | None = None) -> Path:
     """Export ``model_dir``'s merged model to ``model_dir/onnx/model.onnx`` (+ ``model.int8.onnx``); returns the
     fp32 path. ``out_dir`` writes the files elsewhere (verify uses a temporary one)."""
+    require_extra("onnx", "ONNX export", "onnx", "onnxruntime")
     model_dir = Path(model_dir)
     model, tokenizer, meta, task = _load_merged(model_dir)
     out = Path(out_dir) if out_dir is not None else model_dir / ONNX_DIR
@@ -150,6 +152,7 @@ class OnnxPredictor(BasePredictor):
     @classmethod
     def load(cls, path: str | Path, int8: bool = False, onnx_file: str | Path | None = None,
              threads: int | None = None, providers: list[str] | None = None) -> "OnnxPredictor":
+        require_extra("onnx", "the ONNX Runtime predictor", "onnxruntime")
         import onnxruntime as ort
 
         from loraroute.predict import read_meta

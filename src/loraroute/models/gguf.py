@@ -235,6 +235,9 @@ def materialise_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike 
     if is_materialised(target) and not force:
         log.info("reusing materialised GGUF at %s", target)
         return target
+    from loraroute.extras import require_extra
+
+    require_extra("gguf", f"de-quantising {gguf_path.name}", "gguf")  # transformers reads GGUF with it
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))

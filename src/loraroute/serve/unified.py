@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loraroute.extras import missing_modules, require_extra
 from loraroute.serve.config import BACKENDS
 from loraroute.tasks import served_tasks
 from loraroute.tasks.answers import AnswerOptions
@@ -28,13 +29,12 @@ def load_predictor(path: Path, backend: str = "auto", threads: int | None = None
     if backend != "pytorch":
         int8 = backend == "onnx-int8"
         onnx_file = path / "onnx" / ("model.int8.onnx" if int8 else "model.onnx")
-        try:
+        # auto takes ONNX Runtime only where it can run it: an install without the onnx extra serves PyTorch
+        usable = onnx_file.is_file() and (backend != "auto" or not missing_modules("onnxruntime"))
+        if usable:
+            require_extra("onnx", f"--backend {backend}", "onnxruntime")
             from loraroute.export.onnx import OnnxPredictor
-        except ImportError as exc:
-            if backend != "auto":
-                raise RuntimeError(f"backend {backend!r} needs loraroute.export.onnx ({exc})") from None
-            OnnxPredictor = None
-        if OnnxPredictor is not None and onnx_file.is_file():
+
             predictor = _server_onnx_predictor(OnnxPredictor, path, onnx_file, threads)
             return predictor, backend if backend != "auto" else "onnx"
         if backend != "auto":

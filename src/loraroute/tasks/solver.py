@@ -298,7 +298,7 @@ def specialist_configs(values: dict[str, Any], names: list[str] | None = None) -
 def train_specialists(values: dict[str, Any], names: list[str] | None = None) -> list[dict[str, Any]]:
     """Train each specialist with its table settings (``values`` override all); a failed run is recorded and the
     loop goes on. Writes ``specialists_summary.{json,md}`` into the output directory."""
-    from loraroute.train import train_task
+    from loraroute.training import train_task
 
     rows = []
     configs = specialist_configs(values, names)

@@ -31,9 +31,9 @@ from loraroute.artifacts import (
     remove_tree,
     save_model_artifact,
     write_json,
-    write_model_card,
 )
 from loraroute.config import TrainConfig
+from loraroute.model_card import write_model_card
 from loraroute.models.loading import (
     attach_lora,
     load_base_model,
@@ -91,7 +91,7 @@ def training_arguments(cfg: TrainConfig, task: Task, out: Path, n_train: int) ->
         label_names=["labels"],  # every collator emits "labels"; PEFT wrappers hide them from Trainer's lookup
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to="none",
+        report_to=cfg.report_to,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
@@ -188,10 +188,12 @@ def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[Trainer
                               "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum}
 
         write_json(tmp / "eval_report.json", report)
-        write_model_card(tmp, task, cfg, report, headline_metrics(report))
+        write_model_card(tmp, task, cfg, report, name=name)  # tmp's name is temporary
         plot_training_curves(trainer.state.log_history, task.selection_metric, tmp / CURVES_FILE, name)
         if log_file.exists():
             shutil.copyfile(log_file, tmp / LOG_FILE)
+        if (ckpt / "runs").is_dir():  # --report-to tensorboard: the event files outlive the checkpoints (and the
+            shutil.copytree(ckpt / "runs", tmp / "runs")  # Hub shows a repo's runs/ as TensorBoard)
     if not cfg.keep_checkpoints:
         remove_tree(ckpt)
     return RunResult(final_dir, report, seconds, samples_per_second)
