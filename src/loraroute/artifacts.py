@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from loraroute import __version__
 from loraroute.config import TrainConfig
-from loraroute.models.registry import arch_name, head_modules
+from loraroute.models.registry import arch_name, candle_config_fields, head_modules
 
 LORA_CONFIG = "lora_config.json"
 TRAINING_CONFIG = "training_config.yaml"
@@ -222,6 +222,9 @@ def save_model_artifact(out: Path, peft_model, tokenizer, task, labels: list[str
         tokenizer.save_pretrained(out / ADAPTER_DIR)
         merged = peft_model.merge_and_unload()
         merged.save_pretrained(out, safe_serialization=True)
+        config = read_json(out / "config.json")
+        if extra := candle_config_fields(config):  # upstream's candle parses these names only
+            write_json(out / "config.json", {**config, **extra})
     else:
         peft_model.save_pretrained(out, safe_serialization=True)
         merged = peft_model

@@ -183,20 +183,22 @@ def test_a_classifier_unlike_id2label_and_a_single_label_are_reported(intent_art
         CandlePredictor.load(model_dir)
 
 
-def test_modernbert_tensor_names_fit_upstreams_path_but_a_transformers_5_config_does_not(intent_artifact, copy_of):
+def test_a_trained_modernbert_directory_fits_upstreams_path_with_candles_config_names(intent_artifact, copy_of):
     model_dir = copy_of(intent_artifact("modernbert"))
     names = load_file(model_dir / "model.safetensors")
     assert {k.split(".")[0] for k in names} == {"model", "head", "classifier"}
-    missing = ("config.json: missing layer_norm_eps, global_attn_every_n_layers, global_rope_theta, "
-               "local_rope_theta, which candle's modernbert Config requires")
+    config = json.loads((model_dir / "config.json").read_text())
+    rope = config["rope_parameters"]  # transformers 5's spelling; the writer adds the names candle's Config parses
+    assert config["layer_norm_eps"] == config["norm_eps"]
+    assert config["global_rope_theta"] == rope["full_attention"]["rope_theta"]
+    assert config["local_rope_theta"] == rope["sliding_attention"]["rope_theta"]
+    assert [i % config["global_attn_every_n_layers"] == 0 for i in range(config["num_hidden_layers"])] == \
+        [kind == "full_attention" for kind in config["layer_types"]]
+    assert upstream_loadability(model_dir) == (True, [])
+    edit_config(model_dir, layer_norm_eps=None, global_rope_theta=None)  # as transformers 5 alone writes it
+    missing = ("config.json: missing layer_norm_eps, global_rope_theta, which candle's modernbert Config requires")
     assert upstream_report(model_dir) == {"loadable": False, "path": "modernbert", "model_type": "modernbert",
                                           "reasons": [missing]}
-    config = json.loads((model_dir / "config.json").read_text())
-    rope = config["rope_parameters"]  # transformers 5's spelling of the fields candle's serde Config requires
-    edit_config(model_dir, layer_norm_eps=config["norm_eps"], global_attn_every_n_layers=2,
-                global_rope_theta=rope["full_attention"]["rope_theta"],
-                local_rope_theta=rope["sliding_attention"]["rope_theta"])
-    assert upstream_loadability(model_dir) == (True, [])
     assert "no ModernBERT" in candle_skip_reason(model_dir)
 
 

@@ -125,3 +125,27 @@ def head_modules(model: nn.Module) -> list[str]:
         if leaf in HEAD_MODULES and (top_level or pooler) and leaf not in present:
             present.append(leaf)
     return present
+
+
+def candle_config_fields(config: dict) -> dict:
+    """ModernBERT settings under the names candle's ``modernbert::Config`` parses, for a ``config.json`` that
+    transformers 5 wrote with other names (``norm_eps``, ``layer_types``, ``rope_parameters``); upstream's router
+    cannot read the model without them. Empty for other model types and for fields already present.
+    """
+    if config.get("model_type") != "modernbert":
+        return {}
+    out = {}
+    if "layer_norm_eps" not in config and "norm_eps" in config:
+        out["layer_norm_eps"] = config["norm_eps"]
+    types = config.get("layer_types") or []
+    full = [i for i, kind in enumerate(types) if kind == "full_attention"]
+    if "global_attn_every_n_layers" not in config and full and full[0] == 0:
+        # candle attends globally in layer i when i % n == 0; only one full layer means every n >= the depth fits
+        n = full[1] - full[0] if len(full) > 1 else len(types)
+        if all((kind == "full_attention") == (i % n == 0) for i, kind in enumerate(types)):
+            out["global_attn_every_n_layers"] = n
+    rope = config.get("rope_parameters") or {}
+    for name, kind in (("global_rope_theta", "full_attention"), ("local_rope_theta", "sliding_attention")):
+        if name not in config and "rope_theta" in (rope.get(kind) or {}):
+            out[name] = rope[kind]["rope_theta"]
+    return out
