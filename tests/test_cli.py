@@ -151,3 +151,13 @@ def test_a_run_that_fails_exits_1(intent_file, tmp_path, capsys):
                  "--output-dir", str(tmp_path / "models")])
     err = capsys.readouterr().err
     assert code == 1 and "\nerror: " in err and "Traceback" not in err  # a message after the run's log
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--model", "m"], "give either TEXT arguments or --input FILE"),
+    (["serve", "--models-dir", ".", "--port", "0"], "port must be positive"),
+])
+def test_commands_that_cannot_start_exit_2(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

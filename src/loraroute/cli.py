@@ -227,7 +227,7 @@ def cmd_predict(args) -> int:
     from loraroute.predict import Predictor
 
     if bool(args.texts) == bool(args.input):
-        raise SystemExit("predict: give either TEXT arguments or --input FILE, not both or neither")
+        raise ConfigError("predict: give either TEXT arguments or --input FILE, not both or neither")
     predictor = Predictor.load(args.model, use_adapter=args.use_adapter, revision=args.revision)
     options = {"return_probabilities": not args.no_probabilities}
     if args.threshold is not None:

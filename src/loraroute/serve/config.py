@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from loraroute.config import option
+from loraroute.config import ConfigError, option
 
 BACKENDS = ("auto", "onnx", "onnx-int8", "pytorch")
 
@@ -82,7 +82,7 @@ class ServeConfig:
         if self.backend not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}")
         if problems:
-            raise ValueError("Invalid serve configuration: " + "; ".join(problems))
+            raise ConfigError("Invalid serve configuration: " + "; ".join(problems))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ServeConfig":
@@ -100,8 +100,8 @@ class ServeConfig:
             try:
                 key = Path(self.api_key_file).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{self.api_key_file}: cannot read the API key ({exc})") from None
+                raise ConfigError(f"{self.api_key_file}: cannot read the API key ({exc})") from None
             if not key:
-                raise ValueError(f"{self.api_key_file}: the API key file is empty")
+                raise ConfigError(f"{self.api_key_file}: the API key file is empty")
             return key
         return os.environ.get("LORAROUTE_API_KEY", "").strip() or None
