@@ -1,7 +1,6 @@
 """Training end to end on tiny random models: loss falls, artifacts reload exactly, runs reproduce and resume."""
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -276,11 +276,10 @@ def cmd_serve(args) -> int:
     from loraroute.extras import require_extra
 
     require_extra("serve", "`loraroute serve`", "fastapi", "uvicorn", "pydantic", "prometheus_client")
-    from loraroute.hub import check_models_dir
     from loraroute.serve.api import serve
     from loraroute.serve.config import ServeConfig
 
-    check_models_dir(getattr(args, "models_dir", "models"))
+    # main()'s usage_problems already refused a models directory that is a hub id, with the `pull` hint
     serve(ServeConfig.from_dict(vars(args)))
     return 0
 

@@ -28,18 +28,18 @@ def utf8_errors_located(path: Path) -> Iterator[None]:
     """
     try:
         yield
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError as buffered:
         raw = Path(path).read_bytes()
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as whole:
-            exc = whole
+            bad = whole.start
         else:  # decoded fine the second time (the file changed): report what we have
-            raise DataError(f"{path}: not valid UTF-8 ({exc.reason})") from None
-        line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = len(raw[line_start:exc.start].decode("utf-8")) + 1  # in characters, as an editor counts
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column})") from None
+            raise DataError(f"{path}: not valid UTF-8 ({buffered.reason})") from None
+        line_start = raw.rfind(b"\n", 0, bad) + 1
+        line = raw.count(b"\n", 0, bad) + 1
+        column = len(raw[line_start:bad].decode("utf-8")) + 1  # in characters, as an editor counts
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[bad]:02x} at column {column})") from None
 
 
 def package_file(relative: str) -> Path:
