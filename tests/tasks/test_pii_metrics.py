@@ -2,7 +2,7 @@
 
 import pytest
 
-from loraroute.tasks.pii_metrics import entity_metrics, token_accuracy
+from loraroute.tasks.pii_metrics import entity_metrics, message_metrics, token_accuracy
 
 
 def test_entity_metrics_matches_hand_computed_example():
@@ -43,3 +43,28 @@ def test_f2_weights_recall_more_than_precision():
 
 def test_token_accuracy_ignores_minus_100():
     assert token_accuracy([[-100, 1, 0, -100], [2, 2]], [[5, 1, 1, 0], [2, 0]]) == 0.5
+
+
+def span(t, s, e):
+    return {"entity_type": t, "start": s, "end": e}
+
+
+def test_overlap_match_counts_a_shifted_boundary_but_not_a_wrong_type_and_is_one_to_one():
+    gold = [[span("PERSON", 0, 8), span("GPE", 20, 26)], [span("ZIP_CODE", 0, 5)]]
+    pred = [[span("PERSON", 0, 5), span("PERSON", 3, 8), span("ORGANIZATION", 20, 26)], []]
+    exact, overlap = entity_metrics(gold, pred), entity_metrics(gold, pred, match="overlap")
+    assert exact["micro"]["tp"] == 0
+    # one PERSON prediction matches the gold name; the second overlaps the same gold span and is a false positive
+    assert (overlap["micro"]["tp"], overlap["micro"]["fp"], overlap["micro"]["fn"]) == (1, 2, 2)
+    assert overlap["per_type"]["PERSON"]["f1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="match"):
+        entity_metrics(gold, pred, match="fuzzy")
+
+
+def test_message_metrics_count_messages_not_entities():
+    gold = [[span("PERSON", 0, 3)], [span("PERSON", 0, 3)], [], [], []]
+    pred = [[span("GPE", 5, 9), span("GPE", 10, 12)], [], [span("AGE", 0, 2)], [], []]
+    m = message_metrics(gold, pred)
+    assert (m["precision"], m["recall"]) == (0.5, 0.5)
+    assert m["false_alarm_rate"] == pytest.approx(1 / 3) and (m["false_alarms"], m["missed"]) == (1, 1)
+    assert (m["with_pii"], m["without_pii"]) == (2, 3)

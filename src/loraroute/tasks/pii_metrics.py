@@ -25,9 +25,25 @@ def _key(sp: dict) -> tuple[int, int, str]:
     return int(sp["start"]), int(sp["end"]), sp["entity_type"]
 
 
+def _overlap_matches(gold: Sequence[dict], pred: Sequence[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(matched gold, unmatched pred, unmatched gold): each gold span takes the first unmatched prediction of its
+    type that overlaps it, so one long prediction cannot count for two gold spans."""
+    free, matched, missed = list(pred), [], []
+    for gs in gold:
+        hit = next((ps for ps in free if ps["entity_type"] == gs["entity_type"]
+                    and ps["start"] < gs["end"] and gs["start"] < ps["end"]), None)
+        if hit is None:
+            missed.append(gs)
+        else:
+            free.remove(hit)
+            matched.append(gs)
+    return matched, free, missed
+
+
 def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
-                   pred_spans_per_text: Sequence[Sequence[dict]]) -> dict[str, Any]:
-    """Entity-level scores; a prediction is correct only with exact start, end and type.
+                   pred_spans_per_text: Sequence[Sequence[dict]], match: str = "exact") -> dict[str, Any]:
+    """Entity-level scores; with ``match="exact"`` a prediction is correct only with exact start, end and type,
+    with ``match="overlap"`` when it has the type and shares a character with a gold span (one-to-one).
 
     Returns ``{"micro": {precision, recall, f1, f2, tp, fp, fn}, "macro": {precision, recall, f1,
     f2}, "per_type": {T: {precision, recall, f1, f2, support, tp, fp, fn}}, "confusion": ...}``.
@@ -45,15 +61,23 @@ def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
     fp: Counter = Counter()
     fn: Counter = Counter()
     confusion: dict[str, Counter] = defaultdict(Counter)
+    if match not in ("exact", "overlap"):
+        raise ValueError(f"match must be 'exact' or 'overlap', not {match!r}")
     for gold, pred in zip(true_spans_per_text, pred_spans_per_text):
-        g = Counter(_key(sp) for sp in gold)
-        p = Counter(_key(sp) for sp in pred)
-        for k, n in (g & p).items():
-            tp[k[2]] += n
-        for k, n in (p - g).items():
-            fp[k[2]] += n
-        for k, n in (g - p).items():
-            fn[k[2]] += n
+        if match == "overlap":
+            hits, extra, missed = _overlap_matches(gold, pred)
+            tp.update(sp["entity_type"] for sp in hits)
+            fp.update(sp["entity_type"] for sp in extra)
+            fn.update(sp["entity_type"] for sp in missed)
+        else:
+            g = Counter(_key(sp) for sp in gold)
+            p = Counter(_key(sp) for sp in pred)
+            for k, n in (g & p).items():
+                tp[k[2]] += n
+            for k, n in (p - g).items():
+                fp[k[2]] += n
+            for k, n in (g - p).items():
+                fn[k[2]] += n
         for gs in gold:
             hits = [ps for ps in pred if ps["start"] < gs["end"] and gs["start"] < ps["end"]]
             for ps in hits:
@@ -74,6 +98,21 @@ def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
              for m in ("precision", "recall", "f1", "f2")}
     return {"micro": micro, "macro": macro, "per_type": per_type,
             "confusion": {t: dict(c) for t, c in sorted(confusion.items())}}
+
+
+def message_metrics(true_spans_per_text: Sequence[Sequence[dict]],
+                    pred_spans_per_text: Sequence[Sequence[dict]]) -> dict[str, Any]:
+    """Per-message ``has_pii`` scores: precision and recall over messages, and the false-alarm rate (the share of
+    messages without PII that got at least one entity)."""
+    gold = [bool(g) for g in true_spans_per_text]
+    pred = [bool(p) for p in pred_spans_per_text]
+    tp = sum(g and p for g, p in zip(gold, pred))
+    fp = sum(p and not g for g, p in zip(gold, pred))
+    fn = sum(g and not p for g, p in zip(gold, pred))
+    negatives = sum(not g for g in gold)
+    return {**{k: v for k, v in _prf(tp, fp, fn).items()}, "false_alarm_rate": fp / negatives if negatives else 0.0,
+            "messages": len(gold), "with_pii": sum(gold), "without_pii": negatives, "false_alarms": fp,
+            "missed": fn}
 
 
 def _flatten(x: Any) -> list[int]:
