@@ -92,7 +92,7 @@ def test_the_card_body_says_how_to_load_route_and_reproduce(trained):
     assert "loraroute train jailbreak --config training_config.yaml" in card.text
     assert "| roc_auc |" in card.text
     pii = ModelCard.load(trained["pii"] / "README.md").text
-    assert 'aggregation_strategy="first"' in pii and "pattern recognizers" in pii
+    assert 'aggregation_strategy="first"' in pii and "Presidio's recognizers" in pii and "has_pii" in pii
 
 
 def test_jailbreak_card_carries_the_realistic_and_blind_sets(trained):
@@ -194,9 +194,9 @@ def test_jailbreak_pipeline_scores_match_but_only_loraroute_applies_the_calibrat
 
 def test_token_classification_pipeline_tokens_and_first_aggregation_match_loraroute_argmax(trained):
     """Per token, the pipeline's label and score are the model's raw argmax, as in loraroute's logits. With
-    aggregation "first" its entities are exactly loraroute's decoding="argmax" without pattern recognizers (a
-    WordPiece model, texts within one window); loraroute's default (Viterbi BIO, whole chunks, patterns) is the
-    part only loraroute applies."""
+    aggregation "first" its entities are exactly loraroute's decoding="argmax" without recognizers, threshold or
+    has_pii gate (a WordPiece model, texts within one window); loraroute's default (Viterbi BIO, whole chunks,
+    recognizers, calibrated thresholds) is the part only loraroute applies."""
     from transformers import pipeline
 
     texts = get_task("pii").demo_texts + ["Contact Mr John Smithers at jo@acme.com, or call 555-123-4567 now!",
@@ -219,7 +219,7 @@ def test_token_classification_pipeline_tokens_and_first_aggregation_match_loraro
             [probs[i][e["index"]].max() for e in found[i]], abs=1e-5)
     first = pipeline("token-classification", model=str(trained["pii"]), device="cpu", aggregation_strategy="first")
     theirs = first(texts)
-    ours = predictor.predict(texts, decoding="argmax", patterns=False)
+    ours = predictor.predict(texts, decoding="argmax", patterns=False, threshold=0.0, gate=False)
     for i in clear:
         assert [(e["entity_group"], e["start"], e["end"]) for e in theirs[i]] == \
             [(e["entity_type"], e["start"], e["end"]) for e in ours[i]["entities"]], texts[i]

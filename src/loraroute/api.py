@@ -121,7 +121,7 @@ class Detector:
             texts: The texts.
             **options: The task's options, as ``loraroute predict`` takes them: ``threshold`` (jailbreak: decision
                 threshold instead of the calibrated one; intent: low-confidence fallback; PII: minimum entity
-                confidence), ``return_probabilities`` (default True), ``patterns`` (PII: the pattern recognizers).
+                confidence), ``return_probabilities`` (default True), ``patterns`` (PII: Presidio's recognizers).
         """
         return self.predictor.predict(list(texts), **options)
 

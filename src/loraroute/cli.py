@@ -100,11 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Load base model + adapter/ instead of the merged model (same answers).")
     predict.add_argument("--threshold", type=float, default=None,
                          help="Decision threshold (jailbreak: overrides the calibrated one; intent: low-confidence "
-                              "fallback; pii: minimum entity confidence).")
+                              "fallback; pii: minimum entity confidence, replacing the calibrated one).")
     predict.add_argument("--no-probabilities", action="store_true", help="Leave per-label probabilities out.")
     predict.add_argument("--patterns", action=argparse.BooleanOptionalAction, default=None,
-                         help="PII: use (or, with --no-patterns, skip) the pattern recognizers for cards, IBANs, "
-                              "e-mails, IPs and SSNs (default: the model's stored setting).")
+                         help="PII: use (or, with --no-patterns, skip) Presidio's recognizers for cards, IBANs, "
+                              "e-mails, IPs, SSNs, licences, phones and URLs (default: the model's stored setting).")
 
     all_runs = sub.add_parser(
         "train-all", help="Train every encoder task x base model, check each model, write summary.{md,json}.",

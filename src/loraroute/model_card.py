@@ -174,11 +174,11 @@ def _usage(task, cfg: TrainConfig, name: str, repo_id: str | None) -> list[str]:
                      "(`score >= threshold` means jailbreak); the pipeline's own label is the 0.5 argmax.",
         "pii": "With `first`, a word takes its first subword's label"
                + ("" if getattr(cfg, "label_all_subwords", False) else ", as training labelled it")
-               + ", and the entities are loraroute's `Predictor.predict(texts, decoding=\"argmax\", patterns=False)`. "
-               "loraroute's answers add its decoding rules (the most probable valid BIO sequence, whitespace-free "
-               "chunks such as e-mails kept whole, trailing punctuation trimmed), the pattern recognizers for "
-               "e-mails, cards, IBANs, IPs and SSNs, and the entity confidence threshold; these apply only through "
-               "loraroute.",
+               + ", and the entities are loraroute's `Predictor.predict(texts, decoding=\"argmax\", patterns=False, "
+               "threshold=0, gate=False)`. loraroute's answers add its decoding rules (the most probable valid BIO "
+               "sequence, whitespace-free chunks such as e-mails kept whole, trailing punctuation trimmed), "
+               "Presidio's recognizers, and the has_pii and entity thresholds calibrated into `thresholds.json`; "
+               "these apply only through loraroute.",
     }
     if task.name in notes:
         lines += [notes[task.name], ""]

@@ -8,12 +8,18 @@ from collections import Counter
 import pytest
 
 from loraroute.data.pii import (
+    CUE_WORDS,
+    NATURAL_SETS,
     PRESIDIO_ENTITIES,
     balanced_sample,
     entity_counts,
     generate_presidio_records,
+    load_natural_set,
+    parse_marked,
     presidio_template_types,
+    replace_context_words,
     restrict_entities,
+    split_address_spans,
     validate_record,
 )
 from loraroute.data.pii_sources import (
@@ -228,3 +234,97 @@ def test_context_word_replacement_keeps_every_span_value_and_is_seeded(generated
     assert replace_context_words(generated, rate=0.0, seed=3) == generated
     with pytest.raises(ValueError, match="rate"):
         replace_context_words(generated, rate=1.5, seed=3)
+
+
+# --- hand-written markup and the natural sets -------------------------------------------------------------------
+
+def test_parse_marked_computes_offsets_around_emoji_and_newlines():
+    text, spans = parse_marked("🙂 Hi ⟦PERSON|Ana Ruiz⟧,\nmail ⟦EMAIL_ADDRESS|a@b.co⟧!")
+    assert text == "🙂 Hi Ana Ruiz,\nmail a@b.co!"
+    assert [(sp["entity_type"], text[sp["start"]:sp["end"]]) for sp in spans] == [
+        ("PERSON", "Ana Ruiz"), ("EMAIL_ADDRESS", "a@b.co")]
+
+
+@pytest.mark.parametrize("marked, problem", [
+    ("bad ⟦PERSON Ana⟧", "malformed markup"), ("open ⟦PERSON|Ana", "malformed markup"),
+    ("edge ⟦PERSON| Ana⟧", "whitespace at its edge"), ("stray ⟧ here", "malformed markup")])
+def test_parse_marked_rejects_broken_markup(marked, problem):
+    with pytest.raises(DataError, match=problem):
+        parse_marked(marked, "f.jsonl:3: field 'marked'")
+
+
+@pytest.mark.parametrize("row, problem", [
+    ({"id": "x", "register": "hr", "marked": "⟦PERSONA|Ana⟧"}, "not among"),
+    ({"id": "x", "register": "hr", "marked": "no entity"}, "needs field 'lookalike'"),
+    ({"id": "x", "register": "hr", "marked": "⟦PERSON|Ana⟧", "lookalike": "sku"}, "without PII, but it has"),
+    ({"id": "", "register": "hr", "marked": "x", "lookalike": "sku"}, "field 'id'"),
+])
+def test_natural_set_errors_name_file_line_and_field(tmp_path, row, problem):
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps({"id": "ok", "register": "hr", "marked": "⟦PERSON|Bo⟧"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=f"set.jsonl:2.*{problem}"):
+        load_natural_set(path=str(path))
+
+
+def test_natural_set_ids_must_be_unique(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text(2 * (json.dumps({"id": "a1", "register": "hr", "marked": "⟦PERSON|Bo⟧"}) + "\n"))
+    with pytest.raises(DataError, match="set.jsonl:2: field 'id' 'a1' repeats"):
+        load_natural_set(path=str(path))
+
+
+@pytest.mark.parametrize("part, at_least", [("test", (250, 80)), ("validation", (100, 40))])
+def test_shipped_natural_sets_have_the_promised_size_and_every_type(part, at_least):
+    records = load_natural_set(part)
+    with_pii = [r for r in records if r["spans"]]
+    assert len(with_pii) >= at_least[0] and len(records) - len(with_pii) >= at_least[1]
+    assert {sp["entity_type"] for r in records for sp in r["spans"]} == set(PRESIDIO_ENTITIES)
+    assert all(r["source"] == f"pii_natural:{part}" for r in records)
+    with pytest.raises(ValueError, match="unknown PII natural set"):
+        load_natural_set("train")
+    assert set(NATURAL_SETS) == {"test", "validation"}
+
+
+def test_natural_sets_share_no_message():
+    test = {r["text"] for r in load_natural_set("test")}
+    assert not test & {r["text"] for r in load_natural_set("validation")}
+
+
+# --- the address convention ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, parts", [
+    ("at 12 Rua Alta\n Apt. 286\n Lisboa\n Portugal 49066",
+     [("STREET_ADDRESS", "12 Rua Alta\n Apt. 286"), ("GPE", "Lisboa"), ("GPE", "Portugal"), ("ZIP_CODE", "49066")]),
+    ("at 254 Avenue du Golf Apt. 224, Recife, Brazil",
+     [("STREET_ADDRESS", "254 Avenue du Golf Apt. 224"), ("GPE", "Recife"), ("GPE", "Brazil")]),
+    ("at 10 Downing St, London SW1A 2AA", [("STREET_ADDRESS", "10 Downing St"), ("GPE", "London"),
+                                          ("ZIP_CODE", "SW1A 2AA")]),
+    ("at Linzer Strasse 69", [("STREET_ADDRESS", "Linzer Strasse 69")]),   # no separator: stays whole
+    ("at 51167", [("ZIP_CODE", "51167")]),                                # the generator's postcode-only address
+])
+def test_split_address_spans_rewrites_the_generators_addresses_into_parts(text, parts):
+    rec = {"text": text, "spans": [{"entity_type": "STREET_ADDRESS", "start": 3, "end": len(text)}]}
+    out = split_address_spans(rec)
+    assert [(sp["entity_type"], text[sp["start"]:sp["end"]]) for sp in out["spans"]] == parts
+    assert rec["spans"] == [{"entity_type": "STREET_ADDRESS", "start": 3, "end": len(text)}]  # input untouched
+
+
+def test_generated_addresses_follow_the_convention(generated):
+    for rec in generated:
+        for sp in rec["spans"]:
+            if sp["entity_type"] == "STREET_ADDRESS":
+                assert not re.search(r"\n\s*[A-Za-z ]+\n", rec["text"][sp["start"]:sp["end"]])
+
+
+def test_context_noise_never_replaces_cue_words():
+    records = [{"text": f"my SSN is {n}, zip 62704 and port 8080 thanks a lot friend", "template_id": "t",
+                "spans": [{"entity_type": "US_SSN", "start": 10, "end": 21}], "source": "x"}
+               for n in ("394-57-0728", "512-44-1903", "601-22-8765")] * 20
+    noisy = replace_context_words(records, rate=1.0, seed=0, share=1.0)
+    assert {"ssn", "zip", "port"} <= CUE_WORDS
+    for rec in noisy:
+        words = rec["text"].split()
+        assert words[1] == "SSN" and "zip" in words and "port" in words
+        assert rec["text"][rec["spans"][0]["start"]:rec["spans"][0]["end"]] in ("394-57-0728", "512-44-1903",
+                                                                               "601-22-8765")
+    assert any(r["text"] != o["text"] for r, o in zip(noisy, records))

@@ -41,7 +41,8 @@ def pii_artifact(tiny_encoder, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("pii")
     cfg = PIIConfig.from_dict(dict(
-        model=str(tiny_encoder("bert")), output_dir=str(tmp), n_samples=240, max_samples=None, epochs=3,
+        model=str(tiny_encoder("bert")), output_dir=str(tmp), n_samples=240, max_samples=None, chat_samples=0,
+        lookalike_samples=0, epochs=3,
         batch_size=16, learning_rate=1e-2, rank=4, max_length=64, early_stopping_patience=0, seed=3,
         precision="fp32"))
     return train_task(get_task("pii"), cfg).artifact_dir

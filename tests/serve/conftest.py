@@ -44,7 +44,8 @@ def train_tiny_pii(encoder: Path, out: Path, arch: str) -> Path | None:
         return None
     task = get_task("pii")
     cfg = task.config_class.from_dict(dict(
-        task="pii", model=str(encoder), output_dir=str(out), n_samples=200, max_samples=120, epochs=1,
+        task="pii", model=str(encoder), output_dir=str(out), n_samples=200, max_samples=120, chat_samples=0,
+        lookalike_samples=0, epochs=1,
         batch_size=16, rank=4, max_length=48, early_stopping_patience=0, seed=3, precision="fp32",
         name=f"lora_pii_detector_{arch}_r4_model"))
     return train_task(task, cfg).artifact_dir

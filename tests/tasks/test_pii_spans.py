@@ -367,3 +367,24 @@ def test_token_align_then_decode_round_trips_word_spans(tokenizers, case):
 
 def test_bio_labels_are_o_then_sorted_b_i_pairs():
     assert bio_labels(["PERSON", "AGE"]) == ["O", "B-AGE", "I-AGE", "B-PERSON", "I-PERSON"]
+
+
+def test_merge_value_pieces_joins_a_street_and_its_unit_and_a_date_and_its_time_only():
+    from loraroute.tasks.pii_spans import merge_value_pieces
+
+    text = ("at 4418 Pinecrest Dr, Apt 12 or Unit 5, 32 Beaconsfield Parade; 12 Main St, 40 Oak Rd; "
+            "Saturday 14 June at 7:30pm, 2025-03-04 07:55, June 30, July 13")
+
+    def ent(value, etype):
+        start = text.index(value)
+        return {"entity_type": etype, "start": start, "end": start + len(value), "text": value, "confidence": 0.6}
+
+    pieces = [ent(v, "STREET_ADDRESS") for v in ("4418 Pinecrest Dr", "Apt 12", "Unit 5", "32 Beaconsfield Parade",
+                                                 "12 Main St", "40 Oak Rd")]
+    pieces += [ent(v, "DATE_TIME") for v in ("Saturday 14 June", "7:30pm", "2025-03-04", "07:55", "June 30",
+                                             "July 13")]
+    merged = merge_value_pieces(text, pieces)
+    assert [e["text"] for e in merged] == [
+        "4418 Pinecrest Dr, Apt 12", "Unit 5, 32 Beaconsfield Parade", "12 Main St", "40 Oak Rd",
+        "Saturday 14 June at 7:30pm", "2025-03-04 07:55", "June 30", "July 13"]
+    assert all(text[e["start"]:e["end"]] == e["text"] and e["confidence"] == 0.6 for e in merged)

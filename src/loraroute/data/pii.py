@@ -5,9 +5,9 @@ Every source returns records ``{"text": str, "spans": [{"entity_type", "start", 
 
 * :func:`generate_presidio_records` -- offline default: presidio-evaluator's
   ``PresidioSentenceFaker`` (its ~210 shipped templates, fake-person table and Faker providers),
-  seeded.  Needs only ``faker`` besides ``pip install --no-deps presidio-evaluator``.  The
-  package's ``__init__`` files also import spaCy, presidio-analyzer, presidio-anonymizer and
-  python-dotenv, which the generator never calls; missing ones are stubbed for that one import.
+  seeded, with addresses rewritten to the annotation conventions (:func:`split_address_spans`).
+* :func:`load_natural_set` -- the hand-written chat-message sets (``eval_sets/README.md``).
+* Chat-traffic training data (requests carrying PII, look-alikes) lives in :mod:`loraroute.data.pii_chat`.
 * Presidio JSON, ai4privacy and generic JSONL loaders live in :mod:`loraroute.data.pii_sources`.
 
 Template-disjoint splits use :func:`loraroute.data.splits.split_records` with
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import importlib.util
 import random
 import re
-import sys
-import types
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any, Iterable
 
 from loraroute.data.sources import DataError
@@ -106,49 +104,84 @@ def _merge_adjacent(text: str, spans: list[dict], types_: set[str]) -> list[dict
     return merged
 
 
+# ----------------------------------------------------------------------------- hand-written markup
+
+# ``⟦TYPE|value⟧``: brackets no message, code snippet or template uses, so a hand-written set is edited as text and its
+# offsets are computed, never typed.
+_MARK = re.compile(r"⟦([A-Z_]+)\|([^⟦⟧]+)⟧")
+
+
+def parse_marked(marked: str, where: str = "text") -> tuple[str, list[dict]]:
+    """``("Hi ⟦PERSON|Ana Ruiz⟧!")`` -> ``("Hi Ana Ruiz!", [{"entity_type": "PERSON", "start": 3, "end": 11}])``.
+
+    A stray or unclosed bracket, an unknown-looking type or a value with edge whitespace raises :class:`DataError`
+    naming ``where``, so a typo in a hand-written set cannot silently drop an entity."""
+    text, spans, pos = [], [], 0
+    length = 0
+    for m in _MARK.finditer(marked):
+        text.append(marked[pos:m.start()])
+        length += m.start() - pos
+        value = m.group(2)
+        if value != value.strip():
+            raise DataError(f"{where}: entity {m.group()!r} has whitespace at its edge")
+        spans.append({"entity_type": m.group(1), "start": length, "end": length + len(value)})
+        text.append(value)
+        length += len(value)
+        pos = m.end()
+    text.append(marked[pos:])
+    plain = "".join(text)
+    if "⟦" in plain or "⟧" in plain or "|⟧" in marked:
+        raise DataError(f"{where}: malformed markup near {plain[max(plain.find('⟦'), plain.find('⟧'), 0):][:40]!r}"
+                        " (write an entity as ⟦TYPE|value⟧)")
+    return plain, spans
+
+
+# The hand-written chat-message sets (eval_sets/README.md): "test" is scored only, "validation" may guide.
+NATURAL_SETS = {"test": "eval_sets/pii_natural.jsonl", "validation": "eval_sets/pii_natural_validation.jsonl"}
+
+
+def load_natural_set(part: str = "test", path: str | None = None) -> list[Record]:
+    """A hand-written chat-message set as records (plus ``id``, ``register`` and, without PII, ``lookalike``).
+    ``path`` reads a file in the same format instead of the shipped part. Errors name the file, line and field."""
+    from loraroute.data.sources import package_file, read_local
+
+    if path is None and part not in NATURAL_SETS:
+        raise ValueError(f"unknown PII natural set {part!r}; choose from {', '.join(NATURAL_SETS)}")
+    source = Path(path) if path else package_file(NATURAL_SETS[part])
+    out, seen = [], set()
+    for row in read_local(source):
+        where = row["_where"]
+        for name in ("id", "register", "marked"):
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise DataError(f"{where}: field {name!r} must be a non-empty string")
+        if row["id"] in seen:
+            raise DataError(f"{where}: field 'id' {row['id']!r} repeats an earlier line")
+        seen.add(row["id"])
+        text, spans = parse_marked(row["marked"], f"{where}: field 'marked'")
+        unknown = {sp["entity_type"] for sp in spans} - set(PRESIDIO_ENTITIES)
+        if unknown:
+            raise DataError(f"{where}: field 'marked': entity type(s) {sorted(unknown)} are not among "
+                            f"{PRESIDIO_ENTITIES}")
+        if spans and row.get("lookalike"):
+            raise DataError(f"{where}: field 'lookalike' marks a message without PII, but it has entities")
+        if not spans and not isinstance(row.get("lookalike"), str):
+            raise DataError(f"{where}: a message without entities needs field 'lookalike' (what it is full of)")
+        rec = validate_record(_record(text, spans, None, f"pii_natural:{part}"), where)
+        rec.update(id=row["id"], register=row["register"], lookalike=row.get("lookalike"))
+        out.append(rec)
+    return out
+
+
 # ----------------------------------------------------------------------------- generator
 
-_STUBS = ("spacy", "spacy.language", "spacy.tokens", "spacy.training", "presidio_analyzer",
-          "presidio_anonymizer", "dotenv")
-
-
-def _stub_module(name: str) -> types.ModuleType:
-    """Inert package whose attributes are classes raising ImportError when instantiated."""
-    def fail(*a, **k):
-        raise ImportError(f"{name} is not installed (stubbed to import presidio-evaluator)")
-
-    def attr(a: str):  # PEP 562 module __getattr__
-        if a.startswith("__"):
-            raise AttributeError(a)
-        return (lambda *x, **k: False) if a == "load_dotenv" else type(a, (), {"__init__": fail})
-    mod = types.ModuleType(name)
-    mod.__path__, mod.__getattr__ = [], attr
-    return mod
-
-
 def _import_sentence_faker():
-    """``PresidioSentenceFaker`` without spaCy, presidio-analyzer/-anonymizer or dotenv: the
-    package ``__init__``s import them (span_to_tag, data_objects, the pseudonymizer) but the
-    generator never calls them, so missing ones sit in ``sys.modules`` for this import only."""
-    name = "presidio_evaluator.data_generator.presidio_sentence_faker"
-    if name not in sys.modules:
-        for req in ("presidio_evaluator", "faker"):
-            if importlib.util.find_spec(req) is None:
-                raise ImportError(f"the PII generator needs {req}: pip install faker; "
-                                  "pip install --no-deps presidio-evaluator")
-        added = [m for m in _STUBS if m.split(".")[0] not in sys.modules
-                 and importlib.util.find_spec(m.split(".")[0]) is None]
-        sys.modules.update({m: _stub_module(m) for m in added})
-        try:
-            importlib.import_module(name)
-        except Exception:
-            for k in [k for k in sys.modules if k.split(".")[0] == "presidio_evaluator"]:
-                del sys.modules[k]
-            raise
-        finally:
-            for k in added:
-                sys.modules.pop(k, None)
-    return sys.modules[name].PresidioSentenceFaker
+    """``PresidioSentenceFaker``; its package imports spaCy, presidio-analyzer/-anonymizer and python-dotenv, which
+    are dependencies of loraroute (presidio-evaluator itself goes in with ``--no-deps``: it pins old releases)."""
+    if importlib.util.find_spec("presidio_evaluator") is None:
+        raise ImportError("the PII generator needs presidio-evaluator: pip install --no-deps presidio-evaluator")
+    from presidio_evaluator.data_generator.presidio_sentence_faker import PresidioSentenceFaker
+
+    return PresidioSentenceFaker
 
 
 _FIXED_NOW = 1735689600  # 2025-01-01T00:00:00Z
@@ -217,7 +250,7 @@ def presidio_template_types() -> dict[str, set[str]]:
 
 def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None = None,
                               lower_case_ratio: float = 0.05, locale: str = "en_US",
-                              merge_adjacent: bool = True) -> list[Record]:
+                              merge_adjacent: bool = True, split_addresses: bool = True) -> list[Record]:
     """``n`` sentences: presidio-evaluator templates filled by its fake-identity generator.
 
     Deterministic per ``seed``; global RNG states are restored.  ``entities`` keeps only templates
@@ -225,7 +258,8 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
     ``template_id`` = ``"presidio:<line in templates.txt>"``.  A ``lower_case_ratio`` share of
     texts is lower-cased (upstream lower-cases values only).  ``merge_adjacent`` joins
     whitespace-separated PERSON / STREET_ADDRESS placeholders (``{{first_name}} {{last_name}}``)
-    into one span.  Span edges are stripped of whitespace.
+    into one span; ``split_addresses`` then rewrites addresses into street / GPE / ZIP_CODE parts
+    (:func:`split_address_spans`).  Span edges are stripped of whitespace.
     """
     psf_cls = _import_sentence_faker()
     from presidio_evaluator.data_generator import presidio_sentence_faker as psf_mod
@@ -261,11 +295,58 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
                 continue  # a missing field of the fake-person table, printed by pandas as "nan" (e.g. a city)
             if merge_adjacent:
                 spans = _merge_adjacent(text, spans, _MERGE_ADJACENT)
+            if split_addresses:
+                spans = split_address_spans({"text": text, "spans": spans})["spans"]
             if rng.random() < lower_case_ratio and len(text.lower()) == len(text):
                 text = text.lower()
             out.append(validate_record(_record(text, spans, f"presidio:{tid}", "presidio_generator"),
                                        f"presidio generator sample {len(out)} (template {tid})"))
         return out
+
+
+# ----------------------------------------------------------------------------- address convention
+
+# The unit part of a street line: "Apt 12", "Suite 300", "#304", "Flat 3", Polish "m. 7".
+ADDRESS_UNIT = re.compile(r"(?i)(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|m)\b\.?|#)\s*\w")
+_POSTCODE_AT_END = re.compile(r"(?:^|\s)(\d{4,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})$")
+
+
+def split_address_spans(rec: Record) -> Record:
+    """The generator's whole-address STREET_ADDRESS spans in the annotation conventions' parts
+    (``eval_sets/README.md``): pieces between line breaks and commas; the first, and any apartment, suite or unit
+    piece after it, are the STREET_ADDRESS; a trailing postcode is a ZIP_CODE; the other pieces are GPE (city,
+    state, country). A span without separators stays whole. Returns a new record."""
+    text, spans = rec["text"], []
+    for sp in rec["spans"]:
+        value = text[sp["start"]:sp["end"]]
+        pieces = [(sp["start"] + m.start() + len(m.group()) - len(m.group().lstrip()),
+                   sp["start"] + m.end() - len(m.group()) + len(m.group().rstrip()))
+                  for m in re.finditer(r"[^\n,]+", value) if m.group().strip()]
+        if sp["entity_type"] != "STREET_ADDRESS" or len(pieces) < 2 and not value.strip().isdigit():
+            spans.append(sp)
+            continue
+        street: list[int] | None = None
+        for i, (s, e) in enumerate(pieces):
+            piece = text[s:e]
+            if street is None and i == 0 and not piece.isdigit():
+                street = [s, e]
+            elif street is not None and street[1] == pieces[i - 1][1] and ADDRESS_UNIT.match(piece):
+                street[1] = e
+            else:
+                if street is not None:
+                    spans.append({"entity_type": "STREET_ADDRESS", "start": street[0], "end": street[1]})
+                    street = None
+                post = _POSTCODE_AT_END.search(piece)
+                if post:
+                    head = piece[:post.start(1)].rstrip()
+                    if head:
+                        spans.append({"entity_type": "GPE", "start": s, "end": s + len(head)})
+                    spans.append({"entity_type": "ZIP_CODE", "start": s + post.start(1), "end": e})
+                else:
+                    spans.append({"entity_type": "GPE", "start": s, "end": e})
+        if street is not None:
+            spans.append({"entity_type": "STREET_ADDRESS", "start": street[0], "end": street[1]})
+    return {**rec, "spans": sorted(spans, key=lambda x: x["start"])}
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -276,9 +357,29 @@ def _outside_words(rec: Record) -> list[re.Match]:
             if not any(sp["start"] < m.end() and m.start() < sp["end"] for sp in rec["spans"])]
 
 
+# Words that say what a value is: noise never replaces them. Scrambling them had taught the model to ignore "SSN",
+# "licence", "zip" and "port" (a nine-digit number after "SSN" came back as a PHONE_NUMBER). Matched on the word's
+# letters, lower-cased ("SSN:" and "(ssn)" are "ssn").
+CUE_WORDS = frozenset("""
+ssn social security itin tax tin id dl driver driver's drivers driving license licence lic permit
+phone tel telephone cell mobile call fax whatsapp text number no
+email e-mail mail iban account card visa mastercard amex cvv exp expiry bank
+address street st ave road rd apt apartment suite unit flat zip zipcode postcode postal code
+dob born birth birthday date age aged old years
+ip host server ssh site website domain url
+order tracking serial sku invoice ticket case ref reference version build port line error errno status
+price cost total room flight gate seat part model
+""".split())
+
+
+def _is_cue(word: str) -> bool:
+    return re.sub(r"[^a-z'-]", "", word.lower()).strip("'-") in CUE_WORDS
+
+
 def replace_context_words(records: list[Record], rate: float, seed: int, share: float = 0.5) -> list[Record]:
     """Training-only augmentation: in a ``share`` of the records, each word outside every span is replaced, with
-    probability ``rate``, by a word drawn from the records' non-entity words; spans keep their text.
+    probability ``rate``, by a word drawn from the records' non-entity words; spans keep their text, and so do
+    the cue words that say what a value is (:data:`CUE_WORDS`).
 
     A template-disjoint test has sentence shapes training never saw: a model that learnt "the word after
     *ssn is* is an SSN" fails on "social security number 394-57-0728".  Scrambled contexts make it read the value
@@ -296,7 +397,7 @@ def replace_context_words(records: list[Record], rate: float, seed: int, share: 
             continue
         text, pos, pieces, shifts = rec["text"], 0, [], []  # shifts: (original end, length change)
         for m in words:
-            if rng.random() >= rate:
+            if rng.random() >= rate or _is_cue(m.group()):
                 continue
             word = rng.choice(vocab)
             pieces += [text[pos:m.start()], word]

@@ -203,6 +203,39 @@ def merge_chunk_pieces(text: str, entities: list[dict], aggregation: str = "mean
     return out
 
 
+def _one_value(text: str, prev: dict, ent: dict) -> bool:
+    """Whether two neighbouring entities are pieces of one value under the annotation conventions: a street and
+    its unit (``4418 Pinecrest Dr`` + ``, `` + ``Apt 12``, or ``Unit 5, 32 Beaconsfield Parade``), or a date and
+    its time (``Saturday 14 June`` + `` at `` + ``7:30pm``)."""
+    from loraroute.data.pii import ADDRESS_UNIT
+
+    gap = text[prev["end"]:ent["start"]]
+    if not prev["entity_type"] == ent["entity_type"] or "\n" in gap:
+        return False
+    if prev["entity_type"] == "STREET_ADDRESS":
+        return bool(re.fullmatch(r"[ ,]*", gap) and (ADDRESS_UNIT.match(ent["text"]) or ADDRESS_UNIT.match(prev["text"])))
+    return (prev["entity_type"] == "DATE_TIME" and bool(re.fullmatch(r"(?i)[ ,]*(?:at|@)?[ ,]*", gap))
+            and bool(_TIME.fullmatch(ent["text"])))
+
+
+# A time of day: 7:30pm, 07:55, 9 AM, 14:20:05.
+_TIME = re.compile(r"(?i)\d{1,2}(?::\d{2}){1,2}\s*(?:am|pm)?|\d{1,2}\s*(?:am|pm)")
+
+
+def merge_value_pieces(text: str, entities: list[dict]) -> list[dict]:
+    """Neighbouring pieces of one street line or one date-and-time joined (:func:`_one_value`); confidence is the
+    pieces' mean."""
+    out: list[dict] = []
+    for ent in entities:
+        prev = out[-1] if out else None
+        if prev is not None and _one_value(text, prev, ent):
+            out[-1] = {**prev, "end": ent["end"], "text": text[prev["start"]:ent["end"]],
+                       "confidence": (prev["confidence"] + ent["confidence"]) / 2}
+        else:
+            out.append(ent)
+    return out
+
+
 # Presidio values (names, addresses, numbers, "Inc.", URLs ending in "/") never end in these; a model that carries
 # an entity over the comma after it ("Egyek," GPE) is trimmed back.
 TRAILING_PUNCTUATION = ",;:!?"
