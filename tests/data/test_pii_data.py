@@ -273,7 +273,7 @@ def test_natural_set_ids_must_be_unique(tmp_path):
         load_natural_set(path=str(path))
 
 
-@pytest.mark.parametrize("part, at_least", [("test", (250, 80)), ("validation", (100, 40))])
+@pytest.mark.parametrize("part, at_least", [("test", (250, 80)), ("blind", (180, 70)), ("validation", (100, 40))])
 def test_shipped_natural_sets_have_the_promised_size_and_every_type(part, at_least):
     records = load_natural_set(part)
     with_pii = [r for r in records if r["spans"]]
@@ -282,12 +282,14 @@ def test_shipped_natural_sets_have_the_promised_size_and_every_type(part, at_lea
     assert all(r["source"] == f"pii_natural:{part}" for r in records)
     with pytest.raises(ValueError, match="unknown PII natural set"):
         load_natural_set("train")
-    assert set(NATURAL_SETS) == {"test", "validation"}
+    assert set(NATURAL_SETS) == {"test", "blind", "validation"}
 
 
 def test_natural_sets_share_no_message():
-    test = {r["text"] for r in load_natural_set("test")}
-    assert not test & {r["text"] for r in load_natural_set("validation")}
+    texts = {part: {r["text"] for r in load_natural_set(part)} for part in NATURAL_SETS}
+    for a in NATURAL_SETS:
+        for b in NATURAL_SETS:
+            assert a == b or not texts[a] & texts[b]
 
 
 # --- the address convention ---------------------------------------------------------------------------------------

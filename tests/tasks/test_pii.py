@@ -382,7 +382,7 @@ def test_training_calibrates_the_threshold_on_the_natural_validation_set_and_pre
     assert stored["target_reached"] or stored["has_pii_threshold"] == 0.0
     report = json.loads((out / "eval_report.json").read_text())
     assert report["threshold"] == stored
-    for part in ("natural_test", "natural_validation"):
+    for part in ("natural_test", "natural_blind", "natural_validation"):
         assert {"overlap_f1", "exact_f1", "has_pii", "per_type", "model_only"} <= set(report[part])
     assert report["natural_validation"]["has_pii"]["recall"] == stored["validation_has_pii_recall"]
     assert report["data_notes"]["chat_records"] == 60   # chat_samples=40 + lookalike_samples=20

@@ -160,10 +160,9 @@ def _points_at_a_machine(value: str) -> bool:
         ip = ipaddress.ip_address(value.strip())
     except ValueError:
         return False
-    # A netmask (255.255.255.0) parses as an address; its bits are ones then zeros.
-    bits = int(ip)
-    width = ip.max_prefixlen
-    netmask = ip.version == 4 and bits != 0 and (((~bits) & ((1 << width) - 1)) + 1) & (~bits & ((1 << width) - 1)) == 0
+    # A netmask (255.255.255.0) parses as an address: ones then zeros, so its complement is a run of low ones.
+    low = ~int(ip) & ((1 << ip.max_prefixlen) - 1)
+    netmask = ip.version == 4 and int(ip) != 0 and low & (low + 1) == 0
     return not (ip.is_loopback or ip.is_unspecified or netmask)
 
 
