@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from loraroute.data.pii import NATURAL_SETS, load_natural_set  # noqa: E402
+from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set  # noqa: E402
 from loraroute.evaluate import markdown_table  # noqa: E402
 from loraroute.tasks.pii import PIITask  # noqa: E402
 

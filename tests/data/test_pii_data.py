@@ -9,19 +9,17 @@ import pytest
 
 from loraroute.data.pii import (
     CUE_WORDS,
-    NATURAL_SETS,
     PRESIDIO_ENTITIES,
     balanced_sample,
     entity_counts,
     generate_presidio_records,
-    load_natural_set,
-    parse_marked,
     presidio_template_types,
     replace_context_words,
     restrict_entities,
     split_address_spans,
     validate_record,
 )
+from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set, parse_marked
 from loraroute.data.pii_sources import (
     convert_ai4privacy_row,
     detect_format,

@@ -7,7 +7,7 @@ import pytest
 from transformers import set_seed
 
 from loraroute.cli import main
-from loraroute.data.pii import load_natural_set
+from loraroute.data.pii_natural import load_natural_set
 from loraroute.data.sources import DataError
 from loraroute.models.loading import load_base_model, load_tokenizer
 from loraroute.predict import Predictor

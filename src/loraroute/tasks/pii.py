@@ -24,8 +24,9 @@ import numpy as np
 
 from loraroute.config import TrainConfig, option
 from loraroute.artifacts import THRESHOLDS, write_json
-from loraroute.data.pii import NATURAL_SETS, PRESIDIO_ENTITIES, balanced_sample, entity_counts, \
-    generate_presidio_records, load_natural_set, replace_context_words, restrict_entities
+from loraroute.data.pii import PRESIDIO_ENTITIES, balanced_sample, entity_counts, generate_presidio_records, \
+    replace_context_words, restrict_entities
+from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set
 from loraroute.data.pii_chat import chat_pii_records, lookalike_records
 from loraroute.data.pii_sources import DATA_FORMATS, read_pii_records
 from loraroute.data.sources import DataError
