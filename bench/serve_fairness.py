@@ -22,7 +22,23 @@ from loraroute.serve.config import ServeConfig
 from loraroute.serve.discovery import discover
 from loraroute.serve.unified import UnifiedClassifier
 
-WORDS = "please review the attached contract and tell me which clauses a tenant should worry about ".split()
+WORDS = [
+    "please",
+    "review",
+    "the",
+    "attached",
+    "contract",
+    "and",
+    "tell",
+    "me",
+    "which",
+    "clauses",
+    "a",
+    "tenant",
+    "should",
+    "worry",
+    "about",
+]
 
 
 def long_text(chars: int, seed: int) -> str:
@@ -40,12 +56,14 @@ async def measure(classifier, config: ServeConfig, big: list[str]) -> tuple[floa
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as client:
             t0 = time.perf_counter()
-            big_call = asyncio.create_task(client.post("/api/v1/classify/batch",
-                                                       json={"texts": big, "task_type": "all"}))
+            big_call = asyncio.create_task(
+                client.post("/api/v1/classify/batch", json={"texts": big, "task_type": "all"})
+            )
             await asyncio.sleep(1.0)
             t1 = time.perf_counter()
-            small = await client.post("/api/v1/classify/batch",
-                                      json={"texts": ["What is the derivative of x^3?"], "task_type": "all"})
+            small = await client.post(
+                "/api/v1/classify/batch", json={"texts": ["What is the derivative of x^3?"], "task_type": "all"}
+            )
             small_s = time.perf_counter() - t1
             response = await big_call
             big_s = time.perf_counter() - t0
@@ -63,15 +81,18 @@ def main() -> None:
     classifier = UnifiedClassifier.load(found.chosen)
     big = [long_text(args.chars, i) for i in range(args.texts)]
     rows = []
-    for name, chunk in (("baseline: one unit per request and task", 10 ** 9), ("fair scheduling (default)", None)):
-        config = ServeConfig(max_batch_texts=max(100, args.texts), max_text_chars=max(10_000, args.chars),
-                             request_timeout_s=600)
+    for name, chunk in (("baseline: one unit per request and task", 10**9), ("fair scheduling (default)", None)):
+        config = ServeConfig(
+            max_batch_texts=max(100, args.texts), max_text_chars=max(10_000, args.chars), request_timeout_s=600
+        )
         if chunk is not None:
             config.chunk_chars = chunk
         big_s, small_s = asyncio.run(measure(classifier, config, big))
         rows.append((name, config.chunk_chars, big_s, small_s))
-    print(f"models: {', '.join(p.name for p in found.chosen.values())}; big request: {args.texts} x {args.chars} "
-          f"characters, task_type all; small request sent 1 s later\n")
+    print(
+        f"models: {', '.join(p.name for p in found.chosen.values())}; big request: {args.texts} x {args.chars} "
+        f"characters, task_type all; small request sent 1 s later\n"
+    )
     print("| scheduling | chunk_chars | big request (s) | one-text request (s) |")
     print("|---|---|---|---|")
     for name, chunk, big_s, small_s in rows:

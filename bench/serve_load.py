@@ -47,9 +47,22 @@ def free_port() -> int:
 
 
 def start_server(models_dir: str, port: int, backend: str, extra: list[str], log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "loraroute.cli", "serve", "--models-dir", models_dir, "--port", str(port),
-           "--backend", backend, "--max-batch-texts", "256", *extra]
-    log = open(log_path, "w")
+    cmd = [
+        sys.executable,
+        "-m",
+        "loraroute.cli",
+        "serve",
+        "--models-dir",
+        models_dir,
+        "--port",
+        str(port),
+        "--backend",
+        backend,
+        "--max-batch-texts",
+        "256",
+        *extra,
+    ]
+    log = open(log_path, "w")  # noqa: SIM115 -- the server writes to it for its whole life
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -75,15 +88,18 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-async def client(port: int, bodies: list[bytes], stop_at: float, latencies: list[float], errors: list[str],
-                 offset: int) -> int:
+async def client(
+    port: int, bodies: list[bytes], stop_at: float, latencies: list[float], errors: list[str], offset: int
+) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sent = 0
     try:
         while time.perf_counter() < stop_at:
             body = bodies[(offset + sent) % len(bodies)]
-            head = (f"POST /api/v1/classify/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            head = (
+                f"POST /api/v1/classify/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
             start = time.perf_counter()
             writer.write(head + body)
             await writer.drain()
@@ -110,21 +126,31 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def scenario(port: int, clients: int, texts_per_request: int, duration: float) -> dict:
-    bodies = [json.dumps({"texts": [PROMPTS[(i + j) % len(PROMPTS)] for j in range(texts_per_request)],
-                          "task_type": "all"}).encode() for i in range(len(PROMPTS))]
+    bodies = [
+        json.dumps(
+            {"texts": [PROMPTS[(i + j) % len(PROMPTS)] for j in range(texts_per_request)], "task_type": "all"}
+        ).encode()
+        for i in range(len(PROMPTS))
+    ]
     latencies: list[float] = []
     errors: list[str] = []
     warm_until = time.perf_counter() + min(2.0, duration / 5)  # connection set-up and first batches excluded
     await asyncio.gather(*[client(port, bodies, warm_until, [], [], i) for i in range(clients)])
     start = time.perf_counter()
-    sent = await asyncio.gather(*[client(port, bodies, start + duration, latencies, errors, i)
-                                  for i in range(clients)])
+    sent = await asyncio.gather(*[client(port, bodies, start + duration, latencies, errors, i) for i in range(clients)])
     elapsed = time.perf_counter() - start
     requests = sum(sent)
-    return {"clients": clients, "texts_per_request": texts_per_request, "requests": requests,
-            "req_per_s": requests / elapsed, "texts_per_s": requests * texts_per_request / elapsed,
-            "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
-            "errors": len(errors), "first_error": errors[0] if errors else ""}
+    return {
+        "clients": clients,
+        "texts_per_request": texts_per_request,
+        "requests": requests,
+        "req_per_s": requests / elapsed,
+        "texts_per_s": requests * texts_per_request / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+    }
 
 
 def main() -> int:
@@ -133,8 +159,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds per scenario (issue 7: 60).")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 50], help="Concurrent clients per scenario.")
     parser.add_argument("--batch-texts", type=int, default=32, help="Texts per request in the batch scenarios.")
-    parser.add_argument("--backends", nargs="+", default=["auto", "pytorch"],
-                        help="Server backends to compare (auto = ONNX Runtime where exported).")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["auto", "pytorch"],
+        help="Server backends to compare (auto = ONNX Runtime where exported).",
+    )
     parser.add_argument("--server-args", nargs=argparse.REMAINDER, default=[], help="Extra `loraroute serve` options.")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
@@ -162,8 +192,10 @@ def main() -> int:
     print("| backend | clients | texts/request | requests | req/s | texts/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['backend']} | {r['clients']} | {r['texts_per_request']} | {r['requests']} | {r['req_per_s']:.1f} "
-              f"| {r['texts_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+        print(
+            f"| {r['backend']} | {r['clients']} | {r['texts_per_request']} | {r['requests']} | {r['req_per_s']:.1f} "
+            f"| {r['texts_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 1 if any(r["errors"] for r in rows) else 0

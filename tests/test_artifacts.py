@@ -89,9 +89,11 @@ def make_dirs(root, *names, age=None):
 
 def test_a_runs_cleanup_removes_only_its_own_models_dead_leftovers(tmp_path):
     dead = [f".tmp-m-{DEAD_PID}-abc123_z", f".old-m-{DEAD_PID}"]
-    kept = [f".tmp-m-{os.getpid()}-abc123_z",   # a live run of the same model
-            f".tmp-m-2-{DEAD_PID}-abc123_z",    # model "m-2", not "m"
-            f".tmp-other-{DEAD_PID}-abc123_z"]  # another model
+    kept = [
+        f".tmp-m-{os.getpid()}-abc123_z",  # a live run of the same model
+        f".tmp-m-2-{DEAD_PID}-abc123_z",  # model "m-2", not "m"
+        f".tmp-other-{DEAD_PID}-abc123_z",
+    ]  # another model
     make_dirs(tmp_path, *dead, *kept)
     removed = clean(tmp_path, name="m")
     assert sorted(p.name for p, _, _ in removed) == sorted(dead)
@@ -114,8 +116,13 @@ def test_clean_removes_dead_runs_leftovers_and_finished_checkpoints_and_keeps_li
         make_dirs(checkpoint_root(models), name)
         if pid is not None:  # what train_task writes while it runs
             (checkpoint_root(models) / name / RUN_PID).write_text(f"{pid}\n")
-    expected = {f"models/.tmp-a-{DEAD_PID}-abc123_z", "models/.tmp-legacy-abc123_z", "models/.checkpoints/lora_x_model",
-                f"{CHECKPOINTS}/models/ckpt-dead", f"{CHECKPOINTS}/models/ckpt-lora_done_model"}
+    expected = {
+        f"models/.tmp-a-{DEAD_PID}-abc123_z",
+        "models/.tmp-legacy-abc123_z",
+        "models/.checkpoints/lora_x_model",
+        f"{CHECKPOINTS}/models/ckpt-dead",
+        f"{CHECKPOINTS}/models/ckpt-lora_done_model",
+    }
 
     planned = clean(models, dry_run=True)
     assert {str(p.relative_to(tmp_path)) for p, _, _ in planned} == expected
@@ -129,6 +136,12 @@ def test_clean_removes_dead_runs_leftovers_and_finished_checkpoints_and_keeps_li
     assert not any((tmp_path / name).exists() for name in expected)
     assert not (models / ".checkpoints").exists(), "an emptied legacy folder goes too"
     left = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_dir()}
-    assert left == {"models", f"models/.tmp-b-{os.getpid()}-abc123_z", "models/lora_done_model",
-                    "models/.tmp-recent-abc123_z", CHECKPOINTS, f"{CHECKPOINTS}/models",
-                    f"{CHECKPOINTS}/models/ckpt-live"}
+    assert left == {
+        "models",
+        f"models/.tmp-b-{os.getpid()}-abc123_z",
+        "models/lora_done_model",
+        "models/.tmp-recent-abc123_z",
+        CHECKPOINTS,
+        f"{CHECKPOINTS}/models",
+        f"{CHECKPOINTS}/models/ckpt-live",
+    }

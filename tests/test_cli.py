@@ -34,9 +34,26 @@ def test_top_level_and_predict_help(capsys):
 
 
 def test_train_then_predict_through_the_command_line(tiny_encoder, intent_file, tmp_path, capsys):
-    code = main(["train", "intent", "--model", str(tiny_encoder("bert")), "--data", str(intent_file),
-                 "--output-dir", str(tmp_path), "--epochs", "1", "--batch-size", "8", "--name", "cli_model",
-                 "max_length=32", "rank=4"])
+    code = main(
+        [
+            "train",
+            "intent",
+            "--model",
+            str(tiny_encoder("bert")),
+            "--data",
+            str(intent_file),
+            "--output-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--name",
+            "cli_model",
+            "max_length=32",
+            "rank=4",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "cli_model" in out
@@ -50,8 +67,21 @@ def test_train_then_predict_through_the_command_line(tiny_encoder, intent_file, 
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-5
 
     (tmp_path / "in.jsonl").write_text('{"text": "court appeal", "id": 7}\n{"text": "gene dna", "id": 8}\n')
-    assert main(["predict", "--model", str(model_dir), "--input", str(tmp_path / "in.jsonl"),
-                 "--output", str(tmp_path / "out.jsonl"), "--use-adapter"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(model_dir),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--output",
+                str(tmp_path / "out.jsonl"),
+                "--use-adapter",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [7, 8]
     assert all({"text", "label", "confidence", "probabilities"} <= set(r) for r in rows)
@@ -119,18 +149,21 @@ def test_help_explains_the_exit_status(capsys):
     assert "Exit status: 0 success; 1 a run that failed" in out and "2 bad usage, found before any model" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "intent", "epoch_count=2"], "unknown key(s) epoch_count"),
-    (["train", "intent", "rank=eight"], "rank: expected int"),
-    (["train", "intent", "rank=-1"], "rank must be positive"),
-    (["train", "intent", "--report-to", "tensorbored"], "unknown tracker(s) tensorbored"),
-    (["train", "intent", "--config", "no-such-recipe.yaml"], "no-such-recipe.yaml: no such file (--config)"),
-    (["train", "intent", "--data", "./no-such.jsonl"], "./no-such.jsonl: no such file (--data)"),
-    (["predict", "--model", "models/x", "--input", "no-such.jsonl"], "no-such.jsonl: no such file (--input)"),
-    (["export", "onnx", "no-such-model"], "no-such-model: no such model directory"),
-    (["train-all", "--tasks", "intent", "intnet"], "unknown task(s) intnet (--tasks)"),
-    (["discover", "no-such-models"], "no-such-models: no such models directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "intent", "epoch_count=2"], "unknown key(s) epoch_count"),
+        (["train", "intent", "rank=eight"], "rank: expected int"),
+        (["train", "intent", "rank=-1"], "rank must be positive"),
+        (["train", "intent", "--report-to", "tensorbored"], "unknown tracker(s) tensorbored"),
+        (["train", "intent", "--config", "no-such-recipe.yaml"], "no-such-recipe.yaml: no such file (--config)"),
+        (["train", "intent", "--data", "./no-such.jsonl"], "./no-such.jsonl: no such file (--data)"),
+        (["predict", "--model", "models/x", "--input", "no-such.jsonl"], "no-such.jsonl: no such file (--input)"),
+        (["export", "onnx", "no-such-model"], "no-such-model: no such model directory"),
+        (["train-all", "--tasks", "intent", "intnet"], "unknown task(s) intnet (--tasks)"),
+        (["discover", "no-such-models"], "no-such-models: no such models directory"),
+    ],
+)
 def test_bad_usage_exits_2_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -147,16 +180,29 @@ def test_an_unknown_option_exits_2(capsys):
 def test_a_run_that_fails_exits_1(intent_file, tmp_path, capsys):
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
-    code = main(["train", "intent", "--model", str(not_a_model), "--data", str(intent_file),
-                 "--output-dir", str(tmp_path / "models")])
+    code = main(
+        [
+            "train",
+            "intent",
+            "--model",
+            str(not_a_model),
+            "--data",
+            str(intent_file),
+            "--output-dir",
+            str(tmp_path / "models"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "\nerror: " in err and "Traceback" not in err  # a message after the run's log
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["predict", "--model", "m"], "give either TEXT arguments or --input FILE"),
-    (["serve", "--models-dir", ".", "--port", "0"], "port must be positive"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "--model", "m"], "give either TEXT arguments or --input FILE"),
+        (["serve", "--models-dir", ".", "--port", "0"], "port must be positive"),
+    ],
+)
 def test_commands_that_cannot_start_exit_2(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2

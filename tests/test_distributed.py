@@ -20,10 +20,39 @@ from loraroute.predict import Predictor
 def test_accelerate_launch_two_cpu_processes_trains_a_working_model(tiny_encoder, intent_file, tmp_path):
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
     assert accelerate, "accelerate is a dependency; its launcher must be installed"
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "loraroute.cli", "train", "intent",
-           "--model", str(tiny_encoder("bert")), "--data", str(intent_file), "--output-dir", str(tmp_path),
-           "--name", "ddp", "--epochs", "3", "--batch-size", "8", "--precision", "fp32", "rank=4", "max_length=32"]
+    cmd = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "loraroute.cli",
+        "train",
+        "intent",
+        "--model",
+        str(tiny_encoder("bert")),
+        "--data",
+        str(intent_file),
+        "--output-dir",
+        str(tmp_path),
+        "--name",
+        "ddp",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--precision",
+        "fp32",
+        "rank=4",
+        "max_length=32",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

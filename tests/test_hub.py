@@ -75,7 +75,7 @@ def fake_hub(tmp_path, monkeypatch) -> FakeHub:
 class FakeApi:
     """HfApi stand-in that records every call; uploads list the files upload_folder would send."""
 
-    instances: list["FakeApi"] = []
+    instances: list[FakeApi] = []
 
     def __init__(self, token=None, **kwargs):
         self.token = token
@@ -94,8 +94,11 @@ class FakeApi:
         self.calls.append(("upload_folder", kwargs))
         root = Path(kwargs["folder_path"])
         files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-        self.uploaded = list(filter_repo_objects(files, allow_patterns=kwargs.get("allow_patterns"),
-                                                 ignore_patterns=kwargs.get("ignore_patterns")))
+        self.uploaded = list(
+            filter_repo_objects(
+                files, allow_patterns=kwargs.get("allow_patterns"), ignore_patterns=kwargs.get("ignore_patterns")
+            )
+        )
 
 
 @pytest.fixture
@@ -162,15 +165,15 @@ def test_predictor_load_takes_a_repo_id_and_answers_as_the_local_directory(inten
 
 def test_cli_predict_takes_a_repo_id(intent_dir, fake_hub, capsys):
     fake_hub.repos["owner/" + NAME] = intent_dir
-    assert main(["predict", "--model", "owner/" + NAME, "--revision", "v2", "--no-probabilities",
-                 INTENT_PROBES[0]]) == 0
+    assert (
+        main(["predict", "--model", "owner/" + NAME, "--revision", "v2", "--no-probabilities", INTENT_PROBES[0]]) == 0
+    )
     row = json.loads(capsys.readouterr().out.strip())
     assert row["text"] == INTENT_PROBES[0] and row["label"] in {"math", "law", "biology"}
     assert fake_hub.calls[0]["revision"] == "v2"
 
 
-def test_cli_verify_takes_a_repo_id_and_writes_no_report_into_the_cache(intent_dir, fake_hub, monkeypatch,
-                                                                       capsys):
+def test_cli_verify_takes_a_repo_id_and_writes_no_report_into_the_cache(intent_dir, fake_hub, monkeypatch, capsys):
     import loraroute.export.verify as verify
 
     seen = {}
@@ -214,9 +217,20 @@ def test_push_creates_the_repo_and_uploads_the_model_without_temporary_files(mod
     assert create == {"repo_id": "owner/" + NAME, "private": None, "repo_type": "model", "exist_ok": True}
     assert upload["repo_id"] == "owner/" + NAME and upload["folder_path"] == str(model_copy)
     assert upload["revision"] is None and NAME in upload["commit_message"]
-    for kept in ("model.safetensors", "config.json", "tokenizer.json", "lora_config.json", "label_mapping.json",
-                 "README.md", "eval_report.json", "training_config.yaml", "adapter/adapter_model.safetensors",
-                 "adapter/adapter_config.json", "onnx/model.onnx", "confusion_matrix.png"):
+    for kept in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "lora_config.json",
+        "label_mapping.json",
+        "README.md",
+        "eval_report.json",
+        "training_config.yaml",
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "onnx/model.onnx",
+        "confusion_matrix.png",
+    ):
         assert kept in api.uploaded, kept
     for left_out in ("onnx/.tmp-model-abc123.onnx", "verify_report.json", "pytorch_model.bin"):
         assert left_out not in api.uploaded, left_out
@@ -234,7 +248,7 @@ def test_push_private_to_a_branch_creates_a_private_repo_and_the_branch(model_co
 def test_push_puts_the_repo_id_into_loraroute_s_card_but_keeps_an_edited_card(model_copy, fake_api):
     hub.push(model_copy, "owner/" + NAME)
     card = (model_copy / "README.md").read_text()
-    assert f'loraroute predict --model owner/{NAME}' in card and f"loraroute pull owner/{NAME}" in card
+    assert f"loraroute predict --model owner/{NAME}" in card and f"loraroute pull owner/{NAME}" in card
     assert ModelCard(card).data.model_name == NAME
     edited = card.replace("## Data", "## Data\n\nHand-written notes.")
     (model_copy / "README.md").write_text(edited)
@@ -278,21 +292,28 @@ def test_pull_places_a_hub_model_under_its_lora_name_where_serve_finds_it(intent
     assert (path / "model.safetensors").read_bytes() == (intent_dir / "model.safetensors").read_bytes()
     assert all(p.stat().st_mode & 0o004 for p in path.rglob("*")), "readable by a router running as another user"
     assert discover(models).chosen["intent"] == path
-    assert Predictor.load(path).predict(INTENT_PROBES[:1])[0]["label"] == \
-        Predictor.load(intent_dir).predict(INTENT_PROBES[:1])[0]["label"]
+    assert (
+        Predictor.load(path).predict(INTENT_PROBES[:1])[0]["label"]
+        == Predictor.load(intent_dir).predict(INTENT_PROBES[:1])[0]["label"]
+    )
 
 
 def test_pull_name_comes_from_the_repo_name_when_it_is_a_lora_name_and_from_lora_config_without_a_card(
-        intent_dir, fake_hub, tmp_path):
+    intent_dir, fake_hub, tmp_path
+):
     fake_hub.repos["owner/lora_intent_classifier_custom_model"] = intent_dir
-    assert hub.pull("owner/lora_intent_classifier_custom_model", tmp_path / "a").name == \
-        "lora_intent_classifier_custom_model"
+    assert (
+        hub.pull("owner/lora_intent_classifier_custom_model", tmp_path / "a").name
+        == "lora_intent_classifier_custom_model"
+    )
     bare = Path(shutil.copytree(intent_dir, tmp_path / "bare"))
     (bare / "README.md").unlink()
     fake_hub.repos["owner/bare"] = bare
     assert hub.pull("owner/bare", tmp_path / "b").name == NAME  # as training names it: training_config.yaml
-    assert hub.pull("owner/bare", tmp_path / "c", name="lora_intent_classifier_mine_model").name == \
-        "lora_intent_classifier_mine_model"
+    assert (
+        hub.pull("owner/bare", tmp_path / "c", name="lora_intent_classifier_mine_model").name
+        == "lora_intent_classifier_mine_model"
+    )
 
 
 def test_cli_pull_prints_the_model_directory(intent_dir, fake_hub, tmp_path, capsys):

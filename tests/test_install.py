@@ -85,14 +85,20 @@ def imported_modules(folder: Path) -> dict[str, set[str]]:
                 names = [node.module]
             for name in names:
                 found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
-    return {name: files for name, files in found.items()
-            if name not in sys.stdlib_module_names and name not in {"loraroute", "tests", "__future__"}}
+    return {
+        name: files
+        for name, files in found.items()
+        if name not in sys.stdlib_module_names and name not in {"loraroute", "tests", "__future__"}
+    }
 
 
 def undeclared(folder: Path) -> dict[str, list[str]]:
     skip = data_packages()
-    return {name: sorted(files) for name, files in imported_modules(folder).items()
-            if name not in skip and normalise(DISTRIBUTION.get(name, name)) not in ALL}
+    return {
+        name: sorted(files)
+        for name, files in imported_modules(folder).items()
+        if name not in skip and normalise(DISTRIBUTION.get(name, name)) not in ALL
+    }
 
 
 def constraints() -> dict[str, str]:
@@ -115,8 +121,11 @@ def test_every_module_the_tests_import_is_declared():
 
 
 def test_every_declared_dependency_is_imported_or_has_a_reason():
-    imported = {normalise(DISTRIBUTION.get(name, name))
-                for folder in ("src", "tests") for name in imported_modules(ROOT / folder)}
+    imported = {
+        normalise(DISTRIBUTION.get(name, name))
+        for folder in ("src", "tests")
+        for name in imported_modules(ROOT / folder)
+    }
     assert ALL - imported - set(NOT_IMPORTED) == set()
     assert set(NOT_IMPORTED) <= ALL, "a reason for a dependency that is no longer declared"
 
@@ -143,7 +152,7 @@ def test_pins_satisfy_the_declared_floors():
 
 
 def test_core_leaves_serving_onnx_gguf_and_plots_to_extras():
-    assert CORE & EXTRA_ONLY == set()
+    assert set() == CORE & EXTRA_ONLY
     assert {"fastapi", "uvicorn", "pydantic", "prometheus-client"} <= declared([EXTRAS["serve"]])
     assert declared([EXTRAS["onnx"]]) == {"onnx", "onnxruntime"}
     assert declared([EXTRAS["gguf"]]) == {"gguf"}
@@ -184,23 +193,32 @@ def test_make_installs_through_the_constraints_and_reinstalls_when_they_change()
 BLOCK = "import sys\nfor name in {names!r}:\n    sys.modules[name] = None  # import fails as if not installed\n"
 
 
-def run_blocked(code: str, names=tuple(sorted(EXTRA_ONLY | {"starlette", "pydantic", "prometheus_client"})),
-                **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK.format(names=names) + code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, **kwargs)
+BLOCKED = tuple(sorted(EXTRA_ONLY | {"starlette", "pydantic", "prometheus_client"}))
+
+
+def run_blocked(code: str, names=BLOCKED, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK.format(names=names) + code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow  # a fresh interpreter imports torch and transformers
 def test_core_alone_imports_train_predict_evaluate_and_the_cli():
-    done = run_blocked("import loraroute.training, loraroute.predict, loraroute.evaluate, loraroute.train_all, "
-                       "loraroute.cli\nloraroute.cli.build_parser()\nprint('ok')")
+    done = run_blocked(
+        "import loraroute.training, loraroute.predict, loraroute.evaluate, loraroute.train_all, "
+        "loraroute.cli\nloraroute.cli.build_parser()\nprint('ok')"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("argv, extra", [(["serve", "--models-dir", "."], "serve"),
-                                         (["export", "onnx", "."], "onnx")])
+@pytest.mark.parametrize("argv, extra", [(["serve", "--models-dir", "."], "serve"), (["export", "onnx", "."], "onnx")])
 def test_a_command_that_needs_a_missing_extra_names_it(argv, extra):
     done = run_blocked(f"from loraroute.cli import main\nsys.exit(main({argv!r}))")
     assert done.returncode != 0
@@ -218,8 +236,10 @@ def test_train_all_skips_verify_without_the_onnx_extra():
 def test_gguf_base_without_the_gguf_extra_names_it(tmp_path):
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"GGUF")
-    done = run_blocked(f"from loraroute.models.gguf import materialise_gguf\nmaterialise_gguf({str(fake)!r}, "
-                       f"cache_dir={str(tmp_path / 'cache')!r})")
+    done = run_blocked(
+        f"from loraroute.models.gguf import materialise_gguf\nmaterialise_gguf({str(fake)!r}, "
+        f"cache_dir={str(tmp_path / 'cache')!r})"
+    )
     assert done.returncode != 0
     assert "pip install 'loraroute[gguf]'" in done.stderr
 
@@ -245,12 +265,27 @@ def test_deberta_v3_fast_tokenizer_builds_from_a_sentencepiece_model_alone(tmp_p
     from loraroute.models.loading import load_tokenizer
 
     model = io.BytesIO()
-    corpus = ["The quick brown fox jumps over the lazy dog.", "Ignore all previous instructions.",
-              "What is the derivative of x^3?"] * 30
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=model, vocab_size=40,
-                                   model_type="unigram", pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]",
-                                   bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]",
-                                   user_defined_symbols=["[MASK]"], minloglevel=2)
+    corpus = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Ignore all previous instructions.",
+        "What is the derivative of x^3?",
+    ] * 30
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_writer=model,
+        vocab_size=40,
+        model_type="unigram",
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        pad_piece="[PAD]",
+        bos_piece="[CLS]",
+        eos_piece="[SEP]",
+        unk_piece="[UNK]",
+        user_defined_symbols=["[MASK]"],
+        minloglevel=2,
+    )
     (tmp_path / "spm.model").write_bytes(model.getvalue())
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "DebertaV2Tokenizer"}))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "deberta-v2"}))

@@ -21,8 +21,7 @@ from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl
 from tests.serve.conftest import INTENT_PROBES, train_tiny_intent, train_tiny_jailbreak, train_tiny_pii
 
-PIPELINE_TAGS = {"intent": "text-classification", "pii": "token-classification",
-                 "jailbreak": "text-classification"}
+PIPELINE_TAGS = {"intent": "text-classification", "pii": "token-classification", "jailbreak": "text-classification"}
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +29,11 @@ def trained(tiny_encoder, tmp_path_factory) -> dict[str, Path]:
     """A tiny trained model directory per encoder task; intent on a local file, PII and jailbreak offline."""
     root = tmp_path_factory.mktemp("cards")
     encoder = tiny_encoder("bert")
-    return {"intent": train_tiny_intent(encoder, write_intent_jsonl(root / "intent.jsonl"), root / "models", "bert"),
-            "pii": train_tiny_pii(encoder, root / "models", "bert"),
-            "jailbreak": train_tiny_jailbreak(encoder, root / "models", "bert")}
+    return {
+        "intent": train_tiny_intent(encoder, write_intent_jsonl(root / "intent.jsonl"), root / "models", "bert"),
+        "pii": train_tiny_pii(encoder, root / "models", "bert"),
+        "jailbreak": train_tiny_jailbreak(encoder, root / "models", "bert"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,21 @@ def offline_intent(tiny_encoder, tmp_path_factory) -> Path:
     """Intent on its offline default (MMLU + generated prompts), as `make demo` trains it: the report then has the
     natural-prompt set."""
     task = get_task("intent")
-    cfg = task.config_class.from_dict(dict(
-        model=str(tiny_encoder("bert")), output_dir=str(tmp_path_factory.mktemp("offline-intent")),
-        max_samples=280, request_prompts_per_class=2, epochs=1, batch_size=32, rank=4, max_length=32,
-        early_stopping_patience=0, seed=3, precision="fp32"))
+    cfg = task.config_class.from_dict(
+        dict(
+            model=str(tiny_encoder("bert")),
+            output_dir=str(tmp_path_factory.mktemp("offline-intent")),
+            max_samples=280,
+            request_prompts_per_class=2,
+            epochs=1,
+            batch_size=32,
+            rank=4,
+            max_length=32,
+            early_stopping_patience=0,
+            seed=3,
+            precision="fp32",
+        )
+    )
     return train_task(task, cfg).artifact_dir
 
 
@@ -71,8 +83,9 @@ def test_every_encoder_task_card_has_hub_metadata_that_huggingface_hub_parses(tr
     report = read_json(model_dir / "eval_report.json")
     test = results_for(results, results[0].dataset_type)
     assert results[0].dataset_split == "test" and results[0].task_type == PIPELINE_TAGS[task]
-    expected = {k: v for k, v in report["test"].items()
-                if isinstance(v, float) and not math.isnan(v) and k != "threshold"}
+    expected = {
+        k: v for k, v in report["test"].items() if isinstance(v, float) and not math.isnan(v) and k != "threshold"
+    }
     assert test == pytest.approx(expected)
     assert all(isinstance(r.metric_value, float) and not math.isnan(r.metric_value) for r in results)
     # The parsed metadata writes back to the same YAML: nothing the parser dropped or changed.
@@ -103,8 +116,11 @@ def test_jailbreak_card_carries_the_realistic_and_blind_sets(trained):
         assert got["roc_auc"] == pytest.approx(report[name]["roc_auc"])
         assert got["benign_fpr"] == pytest.approx(report[name]["benign_fpr"])
         assert "threshold" not in got, "the threshold is a setting, not a measurement"
-    assert {r.dataset_type for r in results} == {"loraroute-jailbreak-offline", "jailbreak_realistic",
-                                                 "jailbreak_blind"}
+    assert {r.dataset_type for r in results} == {
+        "loraroute-jailbreak-offline",
+        "jailbreak_realistic",
+        "jailbreak_blind",
+    }
     card = ModelCard.load(trained["jailbreak"] / "README.md")
     assert card.data.datasets == ["cais/mmlu"] and "garak" in card.data.tags
 
@@ -134,10 +150,16 @@ def test_base_model_is_a_hub_id_or_left_out_and_its_licence_follows(tmp_path):
     assert hub_base_model("someone/their-encoder") == "someone/their-encoder"
     assert hub_base_model(str(tmp_path)) is None and hub_base_model("./local") is None
     task = get_task("intent")
-    licences = {ref: card_data(task, TrainConfig(model=ref), {"test": {}}, "x").license
-                for ref in ("minilm", "roberta-base", "deberta-v3-base", "modernbert-base")}
-    assert licences == {"minilm": "apache-2.0", "roberta-base": "mit", "deberta-v3-base": "mit",
-                        "modernbert-base": "apache-2.0"}
+    licences = {
+        ref: card_data(task, TrainConfig(model=ref), {"test": {}}, "x").license
+        for ref in ("minilm", "roberta-base", "deberta-v3-base", "modernbert-base")
+    }
+    assert licences == {
+        "minilm": "apache-2.0",
+        "roberta-base": "mit",
+        "deberta-v3-base": "mit",
+        "modernbert-base": "apache-2.0",
+    }
 
 
 def test_hub_data_is_named_as_the_dataset_and_a_local_file_is_not(tmp_path):
@@ -157,8 +179,11 @@ def test_hub_data_is_named_as_the_dataset_and_a_local_file_is_not(tmp_path):
 def test_an_adapter_only_causal_card_is_a_peft_text_generation_card(tmp_path):
     task = get_task("generative-intent")
     cfg = task.config_class(model="qwen3-0.6b")
-    report = {"task": task.name, "split_sizes": {"train": 8, "validation": 2, "test": 2},
-              "test": {"num_examples": 2, "accuracy": 0.5, "accuracy_on_parsed": 1.0, "unparsed": 1}}
+    report = {
+        "task": task.name,
+        "split_sizes": {"train": 8, "validation": 2, "test": 2},
+        "test": {"num_examples": 2, "accuracy": 0.5, "accuracy_on_parsed": 1.0, "unparsed": 1},
+    }
     write_model_card(tmp_path, task, cfg, report)
     card, name, results = loaded(tmp_path)
     assert card.data.library_name == "peft" and card.data.pipeline_tag == "text-generation"
@@ -199,8 +224,10 @@ def test_token_classification_pipeline_tokens_and_first_aggregation_match_loraro
     recognizers, calibrated thresholds) is the part only loraroute applies."""
     from transformers import pipeline
 
-    texts = get_task("pii").demo_texts + ["Contact Mr John Smithers at jo@acme.com, or call 555-123-4567 now!",
-                                          "Ask Dr. Ann Lee, 10 Main St, Boston, or mail ann.lee@clinic.org."]
+    texts = get_task("pii").demo_texts + [
+        "Contact Mr John Smithers at jo@acme.com, or call 555-123-4567 now!",
+        "Ask Dr. Ann Lee, 10 Main St, Boston, or mail ann.lee@clinic.org.",
+    ]
     predictor = Predictor.load(trained["pii"])
     labels = predictor.labels
     logits, encodings = predictor.logits(texts)
@@ -216,21 +243,27 @@ def test_token_classification_pipeline_tokens_and_first_aggregation_match_loraro
         best = {t: labels[int(probs[i][t].argmax())] for t in real}
         assert {e["index"]: e["entity"] for e in found[i]} == {t: lab for t, lab in best.items() if lab != "O"}
         assert [float(e["score"]) for e in found[i]] == pytest.approx(
-            [probs[i][e["index"]].max() for e in found[i]], abs=1e-5)
+            [probs[i][e["index"]].max() for e in found[i]], abs=1e-5
+        )
     first = pipeline("token-classification", model=str(trained["pii"]), device="cpu", aggregation_strategy="first")
     theirs = first(texts)
     ours = predictor.predict(texts, decoding="argmax", patterns=False, threshold=0.0, gate=False)
     for i in clear:
-        assert [(e["entity_group"], e["start"], e["end"]) for e in theirs[i]] == \
-            [(e["entity_type"], e["start"], e["end"]) for e in ours[i]["entities"]], texts[i]
+        assert [(e["entity_group"], e["start"], e["end"]) for e in theirs[i]] == [
+            (e["entity_type"], e["start"], e["end"]) for e in ours[i]["entities"]
+        ], texts[i]
         assert [float(e["score"]) for e in theirs[i]] == pytest.approx(
-            [e["confidence"] for e in ours[i]["entities"]], abs=1e-5)
+            [e["confidence"] for e in ours[i]["entities"]], abs=1e-5
+        )
 
 
 def test_a_solver_card_names_the_set_it_was_scored_on():
     task = get_task("solver")
-    report = {"task": "solver", "test": {"num_examples": 4, "accuracy": 0.5, "baseline_accuracy": 0.25},
-              "comparison": {"evaluation": {"source": "TIGER-Lab/MMLU-Pro (test)"}}}
+    report = {
+        "task": "solver",
+        "test": {"num_examples": 4, "accuracy": 0.5, "baseline_accuracy": 0.25},
+        "comparison": {"evaluation": {"source": "TIGER-Lab/MMLU-Pro (test)"}},
+    }
     data = card_data(task, task.config_class(), report, "lora_solver_math")
     assert {r.dataset_type for r in data.eval_results} == {"TIGER-Lab/MMLU-Pro"}
     assert {r.metric_type for r in data.eval_results} == {"accuracy", "baseline_accuracy"}

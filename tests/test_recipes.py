@@ -92,9 +92,30 @@ def test_train_all_starts_each_run_from_its_recipe():
 @pytest.mark.slow
 def test_the_saved_training_config_reproduces_the_run(tiny_encoder, intent_file, tmp_path):
     first = tmp_path / "first"
-    assert main(["train", "intent", "--model", str(tiny_encoder("bert")), "--data", str(intent_file),
-                 "--output-dir", str(first), "--name", "m", "epochs=2", "max_length=32", "batch_size=8",
-                 "learning_rate=0.01", "rank=4", "precision=fp32", "seed=5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "intent",
+                "--model",
+                str(tiny_encoder("bert")),
+                "--data",
+                str(intent_file),
+                "--output-dir",
+                str(first),
+                "--name",
+                "m",
+                "epochs=2",
+                "max_length=32",
+                "batch_size=8",
+                "learning_rate=0.01",
+                "rank=4",
+                "precision=fp32",
+                "seed=5",
+            ]
+        )
+        == 0
+    )
     saved = first / "m" / "training_config.yaml"
     assert "loraroute train intent --config m/training_config.yaml" in saved.read_text()
     second = tmp_path / "second"
@@ -102,5 +123,7 @@ def test_the_saved_training_config_reproduces_the_run(tiny_encoder, intent_file,
     a, b = load_file(first / "m" / "model.safetensors"), load_file(second / "m" / "model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert yaml.safe_load((second / "m" / "training_config.yaml").read_text()) == \
-        {**yaml.safe_load(saved.read_text()), "output_dir": str(second)}
+    assert yaml.safe_load((second / "m" / "training_config.yaml").read_text()) == {
+        **yaml.safe_load(saved.read_text()),
+        "output_dir": str(second),
+    }

@@ -108,8 +108,10 @@ def test_a_cgroup_limit_caps_available_memory(monkeypatch):
 
 
 def test_cgroup_v1_unlimited_sentinel_means_no_limit(monkeypatch):
-    values = {"/sys/fs/cgroup/memory/memory.limit_in_bytes": 9223372036854771712,
-              "/sys/fs/cgroup/memory/memory.usage_in_bytes": GiB}
+    values = {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes": 9223372036854771712,
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes": GiB,
+    }
     monkeypatch.setattr(resources, "_read_int", values.get)
     assert resources.cgroup_memory_room() is None
     values["/sys/fs/cgroup/memory/memory.limit_in_bytes"] = 3 * GiB
@@ -125,8 +127,12 @@ def test_detected_resources_describe_device_threads_and_memory():
 def test_out_of_memory_errors_are_recognised():
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)"))
-    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
-                                         "can't allocate memory: you tried to allocate 123 bytes. out of memory"))
+    assert is_out_of_memory(
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
+            "can't allocate memory: you tried to allocate 123 bytes. out of memory"
+        )
+    )
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     assert not is_out_of_memory(ValueError("out of memory"))

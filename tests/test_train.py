@@ -20,9 +20,20 @@ PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal"
 
 
 def tiny_cfg(model_dir, data, out, **overrides):
-    values = dict(model=str(model_dir), data=str(data), output_dir=str(out), epochs=10, batch_size=8,
-                  learning_rate=1e-2, rank=4, max_length=32, early_stopping_patience=0, seed=3, name="m",
-                  precision="fp32")
+    values = dict(
+        model=str(model_dir),
+        data=str(data),
+        output_dir=str(out),
+        epochs=10,
+        batch_size=8,
+        learning_rate=1e-2,
+        rank=4,
+        max_length=32,
+        early_stopping_patience=0,
+        seed=3,
+        name="m",
+        precision="fp32",
+    )
     values.update(overrides)
     return TrainConfig.from_dict(values)
 
@@ -41,10 +52,21 @@ def test_training_lowers_the_loss_and_writes_the_contract_layout(tiny_encoder, i
     result = train_task(task, cfg)
     out = result.artifact_dir
     assert out.name == f"lora_intent_classifier_{out.name.split('_')[3]}_r4_model"
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "label_mapping.json",
-                 "category_mapping.json", "lora_config.json", "training_config.yaml", "eval_report.json",
-                 "eval_report.md", "confusion_matrix.png", "README.md", "adapter/adapter_config.json",
-                 "adapter/adapter_model.safetensors"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "label_mapping.json",
+        "category_mapping.json",
+        "lora_config.json",
+        "training_config.yaml",
+        "eval_report.json",
+        "eval_report.md",
+        "confusion_matrix.png",
+        "README.md",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    ):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
     assert sorted(config["id2label"].values()) == ["biology", "law", "math"]
@@ -135,8 +157,9 @@ class WatchModelsTree(TrainerCallback):
         self.parent, self.ckpt, self.seen = parent, ckpt, []
 
     def on_save(self, args, state, control, **kwargs):
-        lora = sorted(str(p.relative_to(self.parent)) for p in self.parent.rglob("*")
-                      if p.is_dir() and p.name.startswith("lora_"))
+        lora = sorted(
+            str(p.relative_to(self.parent)) for p in self.parent.rglob("*") if p.is_dir() and p.name.startswith("lora_")
+        )
         self.seen.append((lora, sorted(p.name for p in self.ckpt.iterdir())))
 
 

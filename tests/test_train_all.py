@@ -35,8 +35,21 @@ def batch_run(tiny_encoder, tmp_path_factory):
     out = tmp / "models"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loraroute.training, "train_task", planted)
-        rc = main(["train-all", "--tasks", "intent", "--models", str(broken), str(good), "--quick",
-                   "--output-dir", str(out), f"data={data}", *TINY_SETTINGS])
+        rc = main(
+            [
+                "train-all",
+                "--tasks",
+                "intent",
+                "--models",
+                str(broken),
+                str(good),
+                "--quick",
+                "--output-dir",
+                str(out),
+                f"data={data}",
+                *TINY_SETTINGS,
+            ]
+        )
     summary = json.loads((out / "summary.json").read_text())
     return rc, out, summary, (broken, good)
 
@@ -107,13 +120,21 @@ def test_out_of_memory_in_training_is_retried_with_half_batch(tiny_encoder, tmp_
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
         return loraroute.training.train_task(task, cfg, callbacks=callbacks)
 
-    records = ta.train_all(["intent"], [str(tiny_encoder("bert"))], tmp_path / "out",
-                           {"data": str(data), "max_length": 32, "precision": "fp32", "batch_size": 8},
-                           quick=True, fit=False, verify=False, train=oom_once)
+    records = ta.train_all(
+        ["intent"],
+        [str(tiny_encoder("bert"))],
+        tmp_path / "out",
+        {"data": str(data), "max_length": 32, "precision": "fp32", "batch_size": 8},
+        quick=True,
+        fit=False,
+        verify=False,
+        train=oom_once,
+    )
     assert attempts == [(8, 1), (4, 2)]
     assert records[0].status == "ok" and (records[0].batch_size, records[0].grad_accum) == (4, 2)
-    assert "out of memory at batch 8" in (tmp_path / "out" / records[0].artifact.split("/")[-1] /
-                                          "train.log").read_text()
+    assert (
+        "out of memory at batch 8" in (tmp_path / "out" / records[0].artifact.split("/")[-1] / "train.log").read_text()
+    )
 
 
 FAKE = Resources("cpu", "test", 1, 8 * 1024**3, 8 * 1024**3, "test")
@@ -121,8 +142,16 @@ FAKE = Resources("cpu", "test", 1, 8 * 1024**3, 8 * 1024**3, "test")
 
 def test_invalid_settings_fail_every_run_at_the_config_stage_naming_the_key(tmp_path):
     calls = []
-    records = ta.train_all(["intent"], ["a", "b"], tmp_path, {"rank": 0}, fit=False, verify=False,
-                           train=lambda *a, **k: calls.append(a), resources=FAKE)
+    records = ta.train_all(
+        ["intent"],
+        ["a", "b"],
+        tmp_path,
+        {"rank": 0},
+        fit=False,
+        verify=False,
+        train=lambda *a, **k: calls.append(a),
+        resources=FAKE,
+    )
     assert calls == []
     assert [r.status for r in records] == ["failed", "failed"]
     assert all(r.error.startswith("config: ConfigError") and "rank" in r.error for r in records)
@@ -152,9 +181,9 @@ def test_run_settings_layer_recipe_then_quick_then_explicit(tmp_path):
     (tmp_path / "intent_minilm.yaml").write_text("epochs: 7\nmax_samples: 5000\nlearning_rate: 0.0005\nrank: 4\n")
     values, where = ta.run_values(get_task("intent"), "minilm", "out", {"rank": 8}, True, tmp_path)
     assert where.endswith("intent_minilm.yaml")
-    assert values["learning_rate"] == 0.0005                                # recipe
+    assert values["learning_rate"] == 0.0005  # recipe
     assert (values["epochs"], values["max_samples"]) == (ta.QUICK_EPOCHS, ta.QUICK_SAMPLES)  # --quick
-    assert values["rank"] == 8 and values["alpha"] is None                 # explicit; alpha follows rank
+    assert values["rank"] == 8 and values["alpha"] is None  # explicit; alpha follows rank
     assert (values["task"], values["model"], values["output_dir"]) == ("intent", "minilm", "out")
 
 
@@ -175,8 +204,23 @@ def test_cli_passes_epochs_samples_rank_and_alpha_to_every_run(monkeypatch, tmp_
         return [ta.RunRecord("intent", "minilm", status="ok")]
 
     monkeypatch.setattr(ta, "train_all", fake_train_all)
-    rc = main(["train-all", "--models", "minilm", "bert-base-uncased", "--epochs", "2", "--samples", "100",
-               "--rank", "8", "--output-dir", str(tmp_path), "max_length=64"])
+    rc = main(
+        [
+            "train-all",
+            "--models",
+            "minilm",
+            "bert-base-uncased",
+            "--epochs",
+            "2",
+            "--samples",
+            "100",
+            "--rank",
+            "8",
+            "--output-dir",
+            str(tmp_path),
+            "max_length=64",
+        ]
+    )
     assert rc == 0
     assert got["models"] == ["minilm", "bert-base-uncased"] and got["tasks"] is None
     assert got["settings"] == {"max_length": 64, "epochs": 2.0, "max_samples": 100, "rank": 8}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from loraroute.api import load, train  # noqa: E402  (after __version__: loraroute.serve.api imports it)
+from loraroute.api import load, train
 
 if TYPE_CHECKING:
     from loraroute.serve.api import create_app

@@ -53,8 +53,9 @@ def train(task: str, **settings: Any) -> RunResult:
     return with_oom_retry(lambda c: train_task(runner, c), cfg)
 
 
-def load(path_or_id: str | Path, backend: str = "auto", revision: str | None = None,
-         threads: int | None = None) -> Detector:
+def load(
+    path_or_id: str | Path, backend: str = "auto", revision: str | None = None, threads: int | None = None
+) -> Detector:
     """Load a model directory written by ``loraroute train``, or a Hugging Face Hub model, for inference.
 
     Args:

@@ -21,8 +21,9 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from loraroute import __version__
 from loraroute.config import TrainConfig
@@ -33,7 +34,7 @@ TRAINING_CONFIG = "training_config.yaml"
 ADAPTER_DIR = "adapter"
 THRESHOLDS = "thresholds.json"
 CHECKPOINTS = ".loraroute-checkpoints"
-RUN_PID = "run.pid"            # in a checkpoint directory while its run is alive
+RUN_PID = "run.pid"  # in a checkpoint directory while its run is alive
 LEGACY_CHECKPOINTS = ".checkpoints"  # where checkpoints were kept before: inside the models directory
 # A leftover without a recorded pid (made by an older loraroute) counts as orphaned once nothing in it changed for
 # this long: a live run writes its checkpoints or model files far more often.
@@ -133,8 +134,10 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _idle_seconds(path: Path) -> float:
-    newest = max([os.lstat(os.path.join(root, n)).st_mtime for root, dirs, files in os.walk(path)
-                  for n in dirs + files] + [os.lstat(path).st_mtime])
+    newest = max(
+        [os.lstat(os.path.join(root, n)).st_mtime for root, dirs, files in os.walk(path) for n in dirs + files]
+        + [os.lstat(path).st_mtime]
+    )
     return time.time() - newest
 
 
@@ -148,8 +151,10 @@ def _orphaned(path: Path, pid: int | None) -> str | None:
 
 # .tmp-<name>-<pid>-<mkdtemp suffix, which never holds a "-">; .old-<name>-<pid>; .tmp-<name>-<suffix> (no pid: made
 # by an older loraroute)
-_LEFTOVER = re.compile(r"\.tmp-(?P<name>.+)-(?P<pid>\d+)-[a-z0-9_]+|\.old-(?P<oname>.+)-(?P<opid>\d+)"
-                       r"|\.tmp-(?P<lname>.+)-[a-z0-9_]+")
+_LEFTOVER = re.compile(
+    r"\.tmp-(?P<name>.+)-(?P<pid>\d+)-[a-z0-9_]+|\.old-(?P<oname>.+)-(?P<opid>\d+)"
+    r"|\.tmp-(?P<lname>.+)-[a-z0-9_]+"
+)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -179,7 +184,7 @@ def leftovers(models_dir: str | Path, name: str | None = None) -> list[tuple[Pat
         # train_task writes run.pid when it starts and removes it when it ends, well or badly
         why = _orphaned(path, _read_pid(path / RUN_PID)) if (path / RUN_PID).exists() else "its run ended"
         if why:
-            done = (models / path.name[len("ckpt-"):]).is_dir()
+            done = (models / path.name[len("ckpt-") :]).is_dir()
             found.append((path, f"{why}; {'model finished' if done else 'no model'}"))
     for path in sorted((models / LEGACY_CHECKPOINTS).glob("*")):
         why = _orphaned(path, None)
@@ -208,8 +213,9 @@ def clean(models_dir: str | Path, dry_run: bool = False, name: str | None = None
     return removed
 
 
-def save_model_artifact(out: Path, peft_model, tokenizer, task, labels: list[str], cfg: TrainConfig,
-                        resolved_base: str):
+def save_model_artifact(
+    out: Path, peft_model, tokenizer, task, labels: list[str], cfg: TrainConfig, resolved_base: str
+):
     """Write adapter/ then the merged model into ``out``; returns the merged model (for evaluation).
 
     A task with ``save_merged = False`` (causal LMs) gets the adapter at the top level instead, where upstream's
@@ -231,24 +237,33 @@ def save_model_artifact(out: Path, peft_model, tokenizer, task, labels: list[str
     tokenizer.save_pretrained(out)
     for name, mapping in task.artifact_files(labels, cfg).items():
         write_json(out / name, mapping)
-    write_json(out / LORA_CONFIG, {
-        "task": task.name,
-        "base_model": cfg.model,
-        "base_model_path": resolved_base,
-        "model_type": merged.get_base_model().config.model_type if not task.save_merged
-        else merged.config.model_type,
-        "rank": lora.r,
-        "alpha": lora.lora_alpha,
-        "dropout": lora.lora_dropout,
-        "target_modules": sorted(lora.target_modules),
-        "modules_to_save": sorted(set(lora.modules_to_save or []) & set(head_modules(merged)))
-        if task.save_merged else sorted(lora.modules_to_save or []),
-        "max_length": cfg.max_length,
-        "num_labels": len(labels),
-        "task_settings": task.extra_metadata(cfg),
-        "loraroute_version": __version__,
-    })
-    cfg.to_yaml(out / TRAINING_CONFIG, header=(
-        f"Resolved configuration of this run. Reproduce it with:\n"
-        f"  loraroute train {task.name} --config {artifact_name(task.artifact_prefix, cfg)}/{TRAINING_CONFIG}"))
+    write_json(
+        out / LORA_CONFIG,
+        {
+            "task": task.name,
+            "base_model": cfg.model,
+            "base_model_path": resolved_base,
+            "model_type": merged.get_base_model().config.model_type
+            if not task.save_merged
+            else merged.config.model_type,
+            "rank": lora.r,
+            "alpha": lora.lora_alpha,
+            "dropout": lora.lora_dropout,
+            "target_modules": sorted(lora.target_modules),
+            "modules_to_save": sorted(set(lora.modules_to_save or []) & set(head_modules(merged)))
+            if task.save_merged
+            else sorted(lora.modules_to_save or []),
+            "max_length": cfg.max_length,
+            "num_labels": len(labels),
+            "task_settings": task.extra_metadata(cfg),
+            "loraroute_version": __version__,
+        },
+    )
+    cfg.to_yaml(
+        out / TRAINING_CONFIG,
+        header=(
+            f"Resolved configuration of this run. Reproduce it with:\n"
+            f"  loraroute train {task.name} --config {artifact_name(task.artifact_prefix, cfg)}/{TRAINING_CONFIG}"
+        ),
+    )
     return merged

@@ -63,7 +63,7 @@ def binary_report(y_true, scores, threshold: float) -> dict[str, Any]:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else float("nan")
     return {
-        "num_examples": int(len(y)),
+        "num_examples": len(y),
         "num_positive": int(y.sum()),
         "threshold": float(threshold),
         "accuracy": float((tp + tn) / len(y)) if len(y) else float("nan"),
@@ -98,9 +98,13 @@ def plot_roc_pr(y_true, scores, threshold: float, out_dir: Path, title: str, pre
     names = [f"{prefix}roc_curve.png", f"{prefix}pr_curve.png"]
     fpr, tpr, _ = roc_curve(y, s)
     prec, rec, _ = precision_recall_curve(y, s)
-    for name, (xs, ys, point, xlabel, ylabel, log) in zip(names, [
+    for name, (xs, ys, point, xlabel, ylabel, log) in zip(
+        names,
+        [
             (fpr, tpr, (at_fpr, at_recall), "false-positive rate (log)", "recall", True),
-            (rec, prec, (at_recall, at_precision), "recall", "precision", False)]):
+            (rec, prec, (at_recall, at_precision), "recall", "precision", False),
+        ],
+    ):
         fig, ax = plt.subplots(figsize=(4.5, 4.0))
         ax.plot(xs, ys, lw=1.5)
         ax.plot(*point, "o", color="crimson", label=f"threshold {threshold:.4g}")

@@ -21,7 +21,8 @@ EXIT_STATUS = (
     "failed, verify beyond tolerance, a failed run of train-all); 2 bad usage, found before any model is loaded: "
     "an unknown option, setting or task, a malformed or out-of-range value, a path named on the command line that "
     "does not exist (--config, --input, --recipes, --data as a file, a model or models DIR), or data rows that are "
-    "malformed (the message names file, line and field).")
+    "malformed (the message names file, line and field)."
+)
 
 
 # How a help text says its default itself ("(default: ...)", "Default: ...", "0 by default", "(unset: ...)"), so
@@ -71,15 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     from loraroute.tasks import get_task, task_names
 
     parser = argparse.ArgumentParser(
-        prog="loraroute", description="Train, verify and serve the LoRA models an LLM request router needs.",
-        epilog=EXIT_STATUS)
+        prog="loraroute",
+        description="Train, verify and serve the LoRA models an LLM request router needs.",
+        epilog=EXIT_STATUS,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
-    parser.add_argument("--version", action="version", version=f"loraroute {__version__}",
-                        help="Print the version and exit.")
+    parser.add_argument(
+        "--version", action="version", version=f"loraroute {__version__}", help="Print the version and exit."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="Train one task's LoRA model, evaluate it and write its model directory.",
-                           description="Train one task. Settings: defaults < --config YAML < --options < key=value.")
+    train = sub.add_parser(
+        "train",
+        help="Train one task's LoRA model, evaluate it and write its model directory.",
+        description="Train one task. Settings: defaults < --config YAML < --options < key=value.",
+    )
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
     for name in task_names():
         task = get_task(name)
@@ -89,53 +96,89 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Overrides applied last, e.g. rank=8.")
 
     predict = sub.add_parser("predict", help="Run a trained model on texts or a JSONL file.")
-    predict.add_argument("--model", required=True, metavar="DIR_OR_REPO",
-                         help="Model directory written by `loraroute train`, or a Hugging Face Hub repo id "
-                              "(owner/name), downloaded into the Hugging Face cache.")
+    predict.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR_OR_REPO",
+        help="Model directory written by `loraroute train`, or a Hugging Face Hub repo id "
+        "(owner/name), downloaded into the Hugging Face cache.",
+    )
     predict.add_argument("--revision", help="Hub branch, tag or commit of --model (default: main).")
     predict.add_argument("texts", nargs="*", help="Texts to classify.")
     predict.add_argument("--input", help='JSONL file of {"text": ...} lines.')
     predict.add_argument("--output", help="Where to write JSONL results (default: stdout).")
-    predict.add_argument("--use-adapter", action="store_true",
-                         help="Load base model + adapter/ instead of the merged model (same answers).")
-    predict.add_argument("--threshold", type=float, default=None,
-                         help="Decision threshold (jailbreak: overrides the calibrated one; intent: low-confidence "
-                              "fallback; pii: minimum entity confidence, replacing the calibrated one).")
+    predict.add_argument(
+        "--use-adapter",
+        action="store_true",
+        help="Load base model + adapter/ instead of the merged model (same answers).",
+    )
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="Decision threshold (jailbreak: overrides the calibrated one; intent: low-confidence "
+        "fallback; pii: minimum entity confidence, replacing the calibrated one).",
+    )
     predict.add_argument("--no-probabilities", action="store_true", help="Leave per-label probabilities out.")
-    predict.add_argument("--patterns", action=argparse.BooleanOptionalAction, default=None,
-                         help="PII: use (or, with --no-patterns, skip) Presidio's recognizers for cards, IBANs, "
-                              "e-mails, IPs, SSNs, licences, phones and URLs (default: the model's stored setting).")
+    predict.add_argument(
+        "--patterns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="PII: use (or, with --no-patterns, skip) Presidio's recognizers for cards, IBANs, "
+        "e-mails, IPs, SSNs, licences, phones and URLs (default: the model's stored setting).",
+    )
 
     all_runs = sub.add_parser(
-        "train-all", help="Train every encoder task x base model, check each model, write summary.{md,json}.",
+        "train-all",
+        help="Train every encoder task x base model, check each model, write summary.{md,json}.",
         description="Train tasks x models one after another, sized to this machine. A failed run is recorded and "
-                    "the loop goes on; the exit status is 1 if any run failed.")
+        "the loop goes on; the exit status is 1 if any run failed.",
+    )
     all_runs.add_argument("--tasks", nargs="+", metavar="TASK", help="Tasks to train (default: every encoder task).")
-    all_runs.add_argument("--models", nargs="+", metavar="MODEL", default=None,
-                          help="Base models: aliases, hub ids or local directories (default: minilm, embedded).")
+    all_runs.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODEL",
+        default=None,
+        help="Base models: aliases, hub ids or local directories (default: minilm, embedded).",
+    )
     all_runs.add_argument("--epochs", type=float, help="Training epochs for every run.")
     all_runs.add_argument("--samples", type=int, help="max_samples for every run.")
     all_runs.add_argument("--rank", type=int, help="LoRA rank (alpha = 2 x rank unless --alpha).")
     all_runs.add_argument("--alpha", type=int, help="LoRA alpha.")
-    all_runs.add_argument("--quick", action="store_true",
-                          help="Smoke run: 600 samples and one epoch per run unless --samples/--epochs say otherwise.")
-    all_runs.add_argument("--output-dir", default="models",
-                          help="Where model directories and the summary go (checkpoints and run logs go beside it, "
-                               "in ../.loraroute-checkpoints/<its name>/).")
-    all_runs.add_argument("--recipes", metavar="DIR",
-                          help="Start each run from DIR/{task}_{model}.yaml when that recipe exists.")
-    all_runs.add_argument("--no-fit", dest="fit", action="store_false",
-                          help="Keep the configured batch size instead of sizing it to free memory.")
+    all_runs.add_argument(
+        "--quick",
+        action="store_true",
+        help="Smoke run: 600 samples and one epoch per run unless --samples/--epochs say otherwise.",
+    )
+    all_runs.add_argument(
+        "--output-dir",
+        default="models",
+        help="Where model directories and the summary go (checkpoints and run logs go beside it, "
+        "in ../.loraroute-checkpoints/<its name>/).",
+    )
+    all_runs.add_argument(
+        "--recipes", metavar="DIR", help="Start each run from DIR/{task}_{model}.yaml when that recipe exists."
+    )
+    all_runs.add_argument(
+        "--no-fit",
+        dest="fit",
+        action="store_false",
+        help="Keep the configured batch size instead of sizing it to free memory.",
+    )
     all_runs.add_argument("--no-verify", dest="verify", action="store_false", help="Skip `verify` after each run.")
-    all_runs.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                          help="Config keys applied to every run, e.g. max_length=64.")
+    all_runs.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="Config keys applied to every run, e.g. max_length=64."
+    )
 
     clean = sub.add_parser(
-        "clean", help="Remove what failed or killed runs left: .tmp-*/.old-* directories and orphaned checkpoints.",
+        "clean",
+        help="Remove what failed or killed runs left: .tmp-*/.old-* directories and orphaned checkpoints.",
         description="Removes from DIR the .tmp-*/.old-* directories of runs that are no longer alive, and from "
-                    "DIR/../.loraroute-checkpoints/<DIR name>/ the checkpoints and logs of finished or dead runs "
-                    "(also DIR/.checkpoints/, where an older loraroute kept them). A leftover with no recorded pid "
-                    "counts as orphaned after an hour without changes. A live run's files are never touched.")
+        "DIR/../.loraroute-checkpoints/<DIR name>/ the checkpoints and logs of finished or dead runs "
+        "(also DIR/.checkpoints/, where an older loraroute kept them). A leftover with no recorded pid "
+        "counts as orphaned after an hour without changes. A live run's files are never touched.",
+    )
     clean.add_argument("--models-dir", default="models", metavar="DIR", help="Models directory (default: models).")
     clean.add_argument("--dry-run", action="store_true", help="Print what would be removed; remove nothing.")
 
@@ -152,44 +195,62 @@ def build_parser() -> argparse.ArgumentParser:
     onnx = formats.add_parser("onnx", help="Write DIR/onnx/model.onnx (dynamic batch and sequence axes).")
     onnx.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
     onnx.add_argument("--int8", action="store_true", help="Also write a dynamically quantised model.int8.onnx.")
-    verify = sub.add_parser("verify", help="Check a model directory's contract and that every runtime agrees.",
-                            description="Runs built-in probes (every label) through base+adapter, merged, ONNX fp32 "
-                                        "and int8 (if exported); exit status 1 beyond tolerance.")
+    verify = sub.add_parser(
+        "verify",
+        help="Check a model directory's contract and that every runtime agrees.",
+        description="Runs built-in probes (every label) through base+adapter, merged, ONNX fp32 "
+        "and int8 (if exported); exit status 1 beyond tolerance.",
+    )
     # dest "model", not "model_dir": a hub id is not a local directory (main()'s missing-path check reads model_dir)
-    verify.add_argument("model", metavar="DIR_OR_REPO",
-                        help="Model directory written by `loraroute train`, or a Hub repo id (owner/name), verified "
-                             "in the Hugging Face cache without writing verify_report.json there.")
+    verify.add_argument(
+        "model",
+        metavar="DIR_OR_REPO",
+        help="Model directory written by `loraroute train`, or a Hub repo id (owner/name), verified "
+        "in the Hugging Face cache without writing verify_report.json there.",
+    )
     verify.add_argument("--input", help='JSONL file of {"text": ...} lines added to the built-in probes.')
     verify.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
 
     from loraroute.tasks.solver import SPECIALISTS, SolverConfig
 
     specialists = sub.add_parser(
-        "train-specialists", help="Train the six MMLU-Pro specialist solvers and print baseline vs trained accuracy.",
+        "train-specialists",
+        help="Train the six MMLU-Pro specialist solvers and print baseline vs trained accuracy.",
         description="Each specialist gets its own settings (rank, learning rate, epochs, lengths) from the table in "
-                    "loraroute.tasks.solver; options given here apply to every specialist.")
-    specialists.add_argument("--specialists", nargs="+", metavar="NAME", choices=list(SPECIALISTS),
-                             help="Which specialists (default: all six).")
+        "loraroute.tasks.solver; options given here apply to every specialist.",
+    )
+    specialists.add_argument(
+        "--specialists",
+        nargs="+",
+        metavar="NAME",
+        choices=list(SPECIALISTS),
+        help="Which specialists (default: all six).",
+    )
     specialists.add_argument("--config", help="YAML settings applied to every specialist.")
     add_config_options(specialists, SolverConfig, skip=("task", "specialist", "name"))
     specialists.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Overrides applied last.")
 
     push = sub.add_parser(
-        "push", help="Upload a model directory to the Hugging Face Hub.",
+        "push",
+        help="Upload a model directory to the Hugging Face Hub.",
         description="Creates the repo if it does not exist and uploads the directory in one commit, leaving out "
-                    "hidden files (.tmp-* of an interrupted export), verify_report.json and pickle weights. "
-                    "README.md, if it is loraroute's own card, gets the repo id in its usage lines first. The token "
-                    "is huggingface_hub's: HF_TOKEN, else the one `hf auth login` saved.")
+        "hidden files (.tmp-* of an interrupted export), verify_report.json and pickle weights. "
+        "README.md, if it is loraroute's own card, gets the repo id in its usage lines first. The token "
+        "is huggingface_hub's: HF_TOKEN, else the one `hf auth login` saved.",
+    )
     push.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
     push.add_argument("repo_id", metavar="REPO_ID", help="Hub repo id, owner/name.")
-    push.add_argument("--private", action="store_true", help="Create the repo private (an existing repo keeps its "
-                                                             "visibility).")
+    push.add_argument(
+        "--private", action="store_true", help="Create the repo private (an existing repo keeps its visibility)."
+    )
     push.add_argument("--revision", help="Branch to commit to, created if missing (default: main).")
     push.add_argument("--message", help="Commit message.")
     pull = sub.add_parser(
-        "pull", help="Download a Hub model into a models directory, under its lora_* name, for `serve`.",
+        "pull",
+        help="Download a Hub model into a models directory, under its lora_* name, for `serve`.",
         description="serve and vLLM semantic-router read a models directory; pull places a hub model there as "
-                    "DIR/<lora_* name> (the repo's name if it is one, else the name its model card records).")
+        "DIR/<lora_* name> (the repo's name if it is one, else the name its model card records).",
+    )
     pull.add_argument("repo_id", metavar="REPO_ID", help="Hub repo id, owner/name.")
     pull.add_argument("--models-dir", default="models", metavar="DIR", help="Models directory (default: models).")
     pull.add_argument("--name", help="Directory name to use instead (serving needs a lora_* prefix).")
@@ -199,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from loraroute.evaluate import summary_table
-    from loraroute.tasks import get_task
     from loraroute.resources import with_oom_retry
+    from loraroute.tasks import get_task
     from loraroute.training import headline_metrics, train_task
 
     task = get_task(args.task)
@@ -240,7 +301,7 @@ def cmd_predict(args) -> int:
     else:
         rows, texts = [{"text": t} for t in args.texts], args.texts
     results = predictor.predict(texts, **options)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115 -- or stdout
     try:
         for row, result in zip(rows, results):
             row = {k: v for k, v in row.items() if k != "_where"}
@@ -288,13 +349,25 @@ def cmd_train_all(args) -> int:
     from loraroute.train_all import summary_markdown, train_all
 
     settings = parse_overrides(args.overrides or [])
-    for key, value in (("epochs", args.epochs), ("max_samples", args.samples), ("rank", args.rank),
-                       ("alpha", args.alpha)):
+    for key, value in (
+        ("epochs", args.epochs),
+        ("max_samples", args.samples),
+        ("rank", args.rank),
+        ("alpha", args.alpha),
+    ):
         if value is not None:
             settings[key] = value
     with logging_redirect_tqdm():
-        records = train_all(args.tasks, args.models, args.output_dir, settings, quick=args.quick,
-                            recipes=args.recipes, fit=args.fit, verify=args.verify)
+        records = train_all(
+            args.tasks,
+            args.models,
+            args.output_dir,
+            settings,
+            quick=args.quick,
+            recipes=args.recipes,
+            fit=args.fit,
+            verify=args.verify,
+        )
     print()
     print(summary_markdown(records))
     print(f"\nSummary: {Path(args.output_dir) / 'summary.md'}, {Path(args.output_dir) / 'summary.json'}")
@@ -339,8 +412,7 @@ def cmd_verify(args) -> int:
 def cmd_push(args) -> int:
     from loraroute.hub import push
 
-    url = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
-               commit_message=args.message)
+    url = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision, commit_message=args.message)
     print(f"Pushed {args.model_dir} to {url}" + (f" (branch {args.revision})" if args.revision else ""))
     return 0
 
@@ -353,18 +425,29 @@ def cmd_pull(args) -> int:
 
 
 COMMANDS = {
-    "train": cmd_train, "train-all": cmd_train_all, "train-specialists": cmd_train_specialists,
-    "predict": cmd_predict, "clean": cmd_clean, "export": cmd_export, "verify": cmd_verify, "discover": cmd_discover,
-    "serve": cmd_serve, "push": cmd_push, "pull": cmd_pull,
+    "train": cmd_train,
+    "train-all": cmd_train_all,
+    "train-specialists": cmd_train_specialists,
+    "predict": cmd_predict,
+    "clean": cmd_clean,
+    "export": cmd_export,
+    "verify": cmd_verify,
+    "discover": cmd_discover,
+    "serve": cmd_serve,
+    "push": cmd_push,
+    "pull": cmd_pull,
 }
 
 
 # Paths a command reads, by argparse dest: (kind, message). A models directory is checked where it is read
 # (discover, serve), not where it is swept or created (clean, pull).
-INPUT_PATHS = {"config": ("file", "no such file (--config)"), "input": ("file", "no such file (--input)"),
-               "recipes": ("directory", "no such directory (--recipes)"),
-               "model_dir": ("directory", "no such model directory"),
-               "models_dir": ("directory", "no such models directory")}
+INPUT_PATHS = {
+    "config": ("file", "no such file (--config)"),
+    "input": ("file", "no such file (--input)"),
+    "recipes": ("directory", "no such directory (--recipes)"),
+    "model_dir": ("directory", "no such model directory"),
+    "models_dir": ("directory", "no such models directory"),
+}
 READS_MODELS_DIR = ("discover", "serve")
 
 
@@ -393,8 +476,11 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
         if not (Path(value).is_file() if kind == "file" else Path(value).is_dir()):
             problems.append(f"{value}: {message}")
     data = getattr(args, "data", None)  # a hub id or a local file: read_rows' rule says which
-    if data and not Path(data).expanduser().exists() and (
-            Path(data).suffix in LOCAL_SUFFIXES or data.startswith((".", "/", "~"))):
+    if (
+        data
+        and not Path(data).expanduser().exists()
+        and (Path(data).suffix in LOCAL_SUFFIXES or data.startswith((".", "/", "~")))
+    ):
         problems.append(f"{data}: no such file (--data)")
     return problems
 
@@ -404,8 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     from loraroute.data.sources import DataError
 
     args = build_parser().parse_args(argv)  # argparse exits 2 itself on an unknown option or a bad value
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     problems = usage_problems(args)
     if problems:

@@ -44,7 +44,8 @@ class TrainConfig:
         "distilbert-base-uncased), a hub id, or a local directory. 'minilm' is the embedded all-MiniLM-L6-v2.",
     )
     data: str | None = option(
-        None, "Training data: a hub dataset id or a local .jsonl/.json/.csv/.parquet file. Default: the task's offline set."
+        None,
+        "Training data: a hub dataset id or a local .jsonl/.json/.csv/.parquet file. Default: the task's offline set.",
     )
     data_config: str | None = option(None, "Hub dataset configuration (subset) name, if the dataset has several.")
     data_split: str | None = option(None, "Hub dataset split to read (default: all splits, re-split by loraroute).")
@@ -55,9 +56,11 @@ class TrainConfig:
     test_size: float = option(0.1, "Fraction held out for the final test report; never used for selection.")
     max_length: int = option(128, "Maximum tokens per example; longer inputs are truncated.")
     output_dir: str = option(
-        "models", "Directory that receives the model directory (upstream discovery scans ./models). Checkpoints and "
+        "models",
+        "Directory that receives the model directory (upstream discovery scans ./models). Checkpoints and "
         "run logs go beside it, in ../.loraroute-checkpoints/<its name>/ckpt-<model name>/, where discovery "
-        "never looks.")
+        "never looks.",
+    )
     name: str | None = option(None, "Model directory name (default: lora_{task}_{arch}_r{rank}_model).")
 
     rank: int = option(16, "LoRA rank r.")
@@ -81,7 +84,8 @@ class TrainConfig:
     weight_decay: float = option(0.01, "AdamW weight decay.")
     warmup_ratio: float = option(0.06, "Fraction of steps spent in linear warmup.")
     precision: str = option(
-        "auto", "Compute precision: auto picks bf16 where the CPU/GPU supports it, else fp32.",
+        "auto",
+        "Compute precision: auto picks bf16 where the CPU/GPU supports it, else fp32.",
         choices=("auto", "bf16", "fp16", "fp32"),
     )
     group_by_length: bool = option(True, "Batch examples of similar length together (3-4x less padding on CPU).")
@@ -89,18 +93,24 @@ class TrainConfig:
     evals_per_epoch: int = option(1, "Validation passes per epoch (also the checkpoint cadence).")
     seed: int = option(42, "Seed for splits, LoRA initialisation and data order.")
     resume: bool = option(
-        False, "Resume from the last checkpoint of an interrupted run with the same name and output_dir (read from "
-        "<output_dir>/../.loraroute-checkpoints/<output_dir name>/ckpt-<model name>/).")
+        False,
+        "Resume from the last checkpoint of an interrupted run with the same name and output_dir (read from "
+        "<output_dir>/../.loraroute-checkpoints/<output_dir name>/ckpt-<model name>/).",
+    )
     keep_checkpoints: bool = option(
-        False, "Keep intermediate checkpoints (in <output_dir>/../.loraroute-checkpoints/) after a successful run; "
-        "`loraroute clean` removes them later.")
+        False,
+        "Keep intermediate checkpoints (in <output_dir>/../.loraroute-checkpoints/) after a successful run; "
+        "`loraroute clean` removes them later.",
+    )
     threads: int | None = option(None, "CPU threads for torch (default: torch's choice).")
     report_to: list[str] = option(
-        ["none"], "Experiment trackers the Trainer logs to: none, all (every one installed), or names such as "
+        ["none"],
+        "Experiment trackers the Trainer logs to: none, all (every one installed), or names such as "
         "tensorboard, mlflow, wandb (each needs its package and reads its usual environment variables). "
         "TensorBoard's event files are written to the run's checkpoint directory "
         "(../.loraroute-checkpoints/<output_dir name>/ckpt-<model name>/runs/) and copied into the model "
-        "directory's runs/ when the run succeeds; $TENSORBOARD_LOGGING_DIR sends them elsewhere.")
+        "directory's runs/ when the run succeeds; $TENSORBOARD_LOGGING_DIR sends them elsewhere.",
+    )
 
     @property
     def lora_alpha(self) -> int:
@@ -143,7 +153,7 @@ class TrainConfig:
         return text
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -162,7 +172,7 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text()) or {}

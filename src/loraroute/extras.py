@@ -30,8 +30,9 @@ def require_extra(extra: str, what: str, *modules: str) -> None:
     """Raise :class:`MissingExtra` naming ``pip install 'loraroute[extra]'`` when any of ``modules`` is missing."""
     absent = missing_modules(*modules)
     if absent:
-        raise MissingExtra(f"{what} needs the '{extra}' extra: pip install 'loraroute[{extra}]' "
-                           f"(missing: {', '.join(absent)})")
+        raise MissingExtra(
+            f"{what} needs the '{extra}' extra: pip install 'loraroute[{extra}]' (missing: {', '.join(absent)})"
+        )
 
 
 def pyplot(what):

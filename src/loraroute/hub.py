@@ -6,6 +6,7 @@ and cache (``HF_HOME``, ``HF_HUB_OFFLINE``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
@@ -32,8 +33,7 @@ def is_repo_id(ref: str) -> bool:
     return bool(REPO_ID.fullmatch(ref)) and ".." not in ref
 
 
-def resolve(path_or_id: str | Path, onnx: bool = False, revision: str | None = None,
-            what: str = "model") -> Path:
+def resolve(path_or_id: str | Path, onnx: bool = False, revision: str | None = None, what: str = "model") -> Path:
     """A model directory from a local path or a hub repo id.
 
     An existing directory is used as it is. Otherwise an ``owner/name`` string is fetched with ``snapshot_download``
@@ -60,14 +60,19 @@ def download(repo_id: str, onnx: bool = False, revision: str | None = None, what
     try:
         snapshot = Path(huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except RepositoryNotFoundError:
-        raise FileNotFoundError(f"{what} {repo_id}: no such local directory, and no such repository on the Hugging "
-                                "Face Hub (or it is private: set HF_TOKEN)") from None
+        raise FileNotFoundError(
+            f"{what} {repo_id}: no such local directory, and no such repository on the Hugging "
+            "Face Hub (or it is private: set HF_TOKEN)"
+        ) from None
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise RuntimeError(f"{what} {repo_id}: no such local directory, and fetching it from the Hugging Face Hub "
-                           f"failed: {exc}") from None
+        raise RuntimeError(
+            f"{what} {repo_id}: no such local directory, and fetching it from the Hugging Face Hub failed: {exc}"
+        ) from None
     if not (snapshot / LORA_CONFIG).exists() and not (snapshot / "config.json").exists():
-        raise ValueError(f"{what} {repo_id}: the repository has no {LORA_CONFIG} or config.json; not a model "
-                         "directory written by loraroute")
+        raise ValueError(
+            f"{what} {repo_id}: the repository has no {LORA_CONFIG} or config.json; not a model "
+            "directory written by loraroute"
+        )
     return snapshot
 
 
@@ -75,8 +80,10 @@ def check_models_dir(models_dir: str | Path) -> None:
     """A models directory must be local; a hub id there gets the `loraroute pull` hint."""
     ref = str(models_dir)
     if not Path(ref).expanduser().is_dir() and is_repo_id(ref):
-        raise FileNotFoundError(f"--models-dir {ref}: no such directory. serve reads a models directory; to serve a "
-                                f"model from the Hub, first run: loraroute pull {ref} --models-dir models")
+        raise FileNotFoundError(
+            f"--models-dir {ref}: no such directory. serve reads a models directory; to serve a "
+            f"model from the Hub, first run: loraroute pull {ref} --models-dir models"
+        )
 
 
 def model_name(repo_id: str, snapshot: Path) -> str:
@@ -94,10 +101,8 @@ def model_name(repo_id: str, snapshot: Path) -> str:
     if (snapshot / CARD).exists():
         from huggingface_hub import ModelCard
 
-        try:
+        with contextlib.suppress(ValueError):  # a card whose YAML header does not parse: the other rules decide
             candidates.append(ModelCard.load(snapshot / CARD).data.model_name)
-        except ValueError:  # a card whose YAML header does not parse: the other rules decide
-            pass
     for name in candidates:
         if known(name):
             return name
@@ -111,8 +116,7 @@ def model_name(repo_id: str, snapshot: Path) -> str:
     raise ValueError(f"{repo_id}: cannot tell which lora_* name the model should have; give one with --name")
 
 
-def pull(repo_id: str, models_dir: str | Path = "models", name: str | None = None,
-         revision: str | None = None) -> Path:
+def pull(repo_id: str, models_dir: str | Path = "models", name: str | None = None, revision: str | None = None) -> Path:
     """Download a hub model into ``models_dir/<its lora_* name>`` (ONNX files included), where ``serve`` and
     vLLM semantic-router's discovery find it. Written atomically and readable by all, like a trained model."""
     if not is_repo_id(repo_id):
@@ -161,8 +165,14 @@ def _refresh_card(model_dir: Path, repo_id: str) -> None:
     log.info("%s: %s with the repo id %s", card_path, "rewritten" if current else "written", repo_id)
 
 
-def push(model_dir: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
-         commit_message: str | None = None, token: str | None = None) -> str:
+def push(
+    model_dir: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+) -> str:
     """Upload a model directory to the Hub repo ``repo_id`` (created if missing; ``private`` only applies then);
     ``revision`` names a branch, created if missing. Leaves out :data:`PUSH_IGNORE`. Returns the repo URL."""
     from huggingface_hub import HfApi
@@ -179,7 +189,12 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, revision: s
     url = api.create_repo(repo_id, private=private or None, repo_type="model", exist_ok=True)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(model_dir), repo_type="model", revision=revision,
-                      commit_message=commit_message or f"Upload {model_dir.name} with loraroute",
-                      ignore_patterns=PUSH_IGNORE)
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(model_dir),
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message or f"Upload {model_dir.name} with loraroute",
+        ignore_patterns=PUSH_IGNORE,
+    )
     return str(url)

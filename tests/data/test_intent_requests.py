@@ -78,9 +78,9 @@ def test_near_duplicates_catches_planted_exact_and_near_copies_and_ignores_unrel
     ]
     train_texts = [
         "can my landlord keep my whole deposit for normal wear and tear",  # exact after normalising
-        "Explain how a PID controller works in a drone, please!!",         # near copy
-        "recommend a sci-fi novel about generation ships",                  # unrelated
-        "how do I repot an orchid",                                         # unrelated
+        "Explain how a PID controller works in a drone, please!!",  # near copy
+        "recommend a sci-fi novel about generation ships",  # unrelated
+        "how do I repot an orchid",  # unrelated
     ]
     hits = near_duplicates(train_texts, eval_texts)
     pairs = {(i, j) for i, j, _ in hits}
@@ -91,10 +91,11 @@ def test_near_duplicates_catches_planted_exact_and_near_copies_and_ignores_unrel
 
 
 def test_near_duplicates_flags_long_near_copies_but_not_long_texts_sharing_only_an_opening():
-    a = ("I have been running a small bakery for three years and I want to open a second "
-         "location across town next spring")
-    b = ("I have been running a small bakery and need advice on choosing a point of sale "
-         "system for the front counter")
+    a = (
+        "I have been running a small bakery for three years and I want to open a second "
+        "location across town next spring"
+    )
+    b = "I have been running a small bakery and need advice on choosing a point of sale system for the front counter"
     c = a.replace("next spring", "next autumn")
     assert near_duplicates([a], [a], n=5) == [(0, 0, 1.0)]
     assert [(i, j) for i, j, _ in near_duplicates([c], [a], n=5)] == [(0, 0)]
@@ -109,8 +110,7 @@ def test_dedup_against_drops_only_the_contaminated_records():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_generated_training_prompts_at_200_per_class_have_no_near_duplicates_in_eval_set(
-        eval_set, seed):
+def test_generated_training_prompts_at_200_per_class_have_no_near_duplicates_in_eval_set(eval_set, seed):
     recs = generate_request_prompts(200, seed=seed)
     hits = near_duplicates([r["text"] for r in recs], [r["text"] for r in eval_set])
     shown = [(recs[i]["text"], eval_set[j]["text"], s) for i, j, s in hits[:10]]

@@ -30,15 +30,17 @@ def test_normalise_folds_case_punctuation_and_space():
 
 
 def test_exact_duplicate_after_normalisation_is_caught():
-    evals = UNRELATED_EVAL + ["which of the following enzymes unwinds the DNA double-helix during replication "
-                              "in eukaryotic cells"]
+    evals = UNRELATED_EVAL + [
+        "which of the following enzymes unwinds the DNA double-helix during replication in eukaryotic cells"
+    ]
     leaks = find_leaks(TRAIN, evals)
     assert leaks == [{"train_idx": 0, "eval_idx": 4, "kind": "exact", "score": 1.0}]
 
 
 def test_paraphrase_sharing_a_long_ngram_is_caught():
-    paraphrase = ("In a competitive market, a firm's marginal cost curve intersects its average total cost "
-                  "curve at which point?")
+    paraphrase = (
+        "In a competitive market, a firm's marginal cost curve intersects its average total cost curve at which point?"
+    )
     leaks = find_leaks(TRAIN, UNRELATED_EVAL + [paraphrase])
     assert len(leaks) == 1
     leak = leaks[0]
@@ -55,7 +57,8 @@ def test_unrelated_questions_and_shared_boilerplate_are_ignored():
 def test_short_questions_use_shorter_ngrams_and_tiny_ones_exact_only():
     # 5 words -> 4-grams
     assert find_leaks(["Please define GDP in economics today"], ["define GDP in economics"]) == [
-        {"train_idx": 0, "eval_idx": 0, "kind": "ngram", "score": 1.0}]
+        {"train_idx": 0, "eval_idx": 0, "kind": "ngram", "score": 1.0}
+    ]
     # 2 words: only an exact match counts
     assert find_leaks(["Define GDP in words."], ["Define GDP"]) == []
     assert find_leaks(TRAIN, ["define gdp"])[0]["kind"] == "exact"

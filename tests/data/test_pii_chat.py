@@ -26,7 +26,7 @@ def test_values_follow_the_annotation_conventions(chat):
     """Titles and cue words outside names, addresses in parts, no span edge on whitespace or punctuation."""
     for rec in chat:
         for sp in rec["spans"]:
-            value = rec["text"][sp["start"]:sp["end"]]
+            value = rec["text"][sp["start"] : sp["end"]]
             assert value == value.strip() and value[-1] not in ",;:!?"
             if sp["entity_type"] == "PERSON":
                 assert not re.match(r"(Dr|Mr|Ms|Mrs|Prof|Mx)\.? ", value)
@@ -40,7 +40,7 @@ def test_cue_words_stand_next_to_the_identifiers_they_name(chat):
     for rec in chat:
         for sp in rec["spans"]:
             if sp["entity_type"] in ("US_SSN", "US_DRIVER_LICENSE"):
-                words = re.findall(r"[A-Za-z'#]+", rec["text"][max(0, sp["start"] - 30):sp["start"]].lower())
+                words = re.findall(r"[A-Za-z'#]+", rec["text"][max(0, sp["start"] - 30) : sp["start"]].lower())
                 before[sp["entity_type"]] += any(w.strip("#'") in CUE_WORDS for w in words[-3:])
     counts = Counter(sp["entity_type"] for rec in chat for sp in rec["spans"])
     for etype in ("US_SSN", "US_DRIVER_LICENSE"):  # nine digits or a letter and digits: only the cue decides

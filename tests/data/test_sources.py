@@ -69,7 +69,7 @@ def test_empty_text_and_empty_label_are_errors(tmp_path):
 
 def test_csv_rows_are_numbered_as_in_the_file(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("text,label\nhello,a\n\"multi\nline\",b\n,c\n")
+    path.write_text('text,label\nhello,a\n"multi\nline",b\n,c\n')
     with pytest.raises(DataError, match=r"d\.csv:5: field 'text'"):
         load(path)
     path.write_text("text,label\nhello,a,extra\n")

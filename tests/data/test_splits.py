@@ -57,12 +57,13 @@ def test_train_keeps_a_group_of_every_covered_name_and_the_rest_still_splits_by_
         kinds = ["common"] + (["rare"] if g == 0 else []) + (["pair"] if g in (1, 2) else [])
         records += [{"text": f"template {g} sentence {k}", "group": g, "kinds": kinds} for k in range(5)]
     for seed in range(10):
-        s = split_records(records, 0.2, 0.2, seed, label_key=None, group_key="group",
-                          train_covers=lambda r: r["kinds"])
+        s = split_records(records, 0.2, 0.2, seed, label_key=None, group_key="group", train_covers=lambda r: r["kinds"])
         train_groups = {r["group"] for r in s.train}
         held = {r["group"] for r in s.validation + s.test}
         assert 0 in train_groups and {1, 2} & train_groups  # every name keeps a training template
         assert not train_groups & held and len(s.test) >= 30 and len(s.validation) >= 30
     # without coverage the rare template is held out for some seed
-    assert any(0 not in {r["group"] for r in split_records(records, 0.2, 0.2, seed, label_key=None,
-                                                            group_key="group").train} for seed in range(10))
+    assert any(
+        0 not in {r["group"] for r in split_records(records, 0.2, 0.2, seed, label_key=None, group_key="group").train}
+        for seed in range(10)
+    )

@@ -25,9 +25,21 @@ def intent_artifact(tiny_encoder, tmp_path_factory):
         if arch not in cache:
             tmp = tmp_path_factory.mktemp(f"intent-{arch}")
             data = write_intent_jsonl(tmp / "d.jsonl")
-            cfg = TrainConfig.from_dict(dict(
-                model=str(tiny_encoder(arch)), data=str(data), output_dir=str(tmp), epochs=10, batch_size=8,
-                learning_rate=1e-2, rank=4, max_length=32, early_stopping_patience=0, seed=3, precision="fp32"))
+            cfg = TrainConfig.from_dict(
+                dict(
+                    model=str(tiny_encoder(arch)),
+                    data=str(data),
+                    output_dir=str(tmp),
+                    epochs=10,
+                    batch_size=8,
+                    learning_rate=1e-2,
+                    rank=4,
+                    max_length=32,
+                    early_stopping_patience=0,
+                    seed=3,
+                    precision="fp32",
+                )
+            )
             cache[arch] = train_task(get_task("intent"), cfg).artifact_dir
         return cache[arch]
 
@@ -40,11 +52,24 @@ def pii_artifact(tiny_encoder, tmp_path_factory):
     from loraroute.tasks.pii import PIIConfig
 
     tmp = tmp_path_factory.mktemp("pii")
-    cfg = PIIConfig.from_dict(dict(
-        model=str(tiny_encoder("bert")), output_dir=str(tmp), n_samples=240, max_samples=None, chat_samples=0,
-        lookalike_samples=0, epochs=3,
-        batch_size=16, learning_rate=1e-2, rank=4, max_length=64, early_stopping_patience=0, seed=3,
-        precision="fp32"))
+    cfg = PIIConfig.from_dict(
+        dict(
+            model=str(tiny_encoder("bert")),
+            output_dir=str(tmp),
+            n_samples=240,
+            max_samples=None,
+            chat_samples=0,
+            lookalike_samples=0,
+            epochs=3,
+            batch_size=16,
+            learning_rate=1e-2,
+            rank=4,
+            max_length=64,
+            early_stopping_patience=0,
+            seed=3,
+            precision="fp32",
+        )
+    )
     return train_task(get_task("pii"), cfg).artifact_dir
 
 

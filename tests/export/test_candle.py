@@ -103,8 +103,10 @@ def test_a_roberta_directory_is_not_loadable_upstream_but_is_a_valid_model(inten
     model_dir = copy_of(intent_artifact("roberta"))
     loadable, reasons = upstream_loadability(model_dir)
     assert not loadable
-    assert reasons[0] == ("candle-binding has no RoBERTa path; model_type 'roberta' would be read as BERT and fail "
-                          "on tensor names roberta.*")
+    assert reasons[0] == (
+        "candle-binding has no RoBERTa path; model_type 'roberta' would be read as BERT and fail "
+        "on tensor names roberta.*"
+    )
     assert any(k.startswith("roberta.") for k in load_file(model_dir / "model.safetensors"))
     report = verify_model(model_dir, write=False)
     assert report["passed"], report["failures"]  # not loadable upstream is not a broken model
@@ -113,9 +115,14 @@ def test_a_roberta_directory_is_not_loadable_upstream_but_is_a_valid_model(inten
     assert "NOT loadable: candle-binding has no RoBERTa path" in format_report(report)
 
 
-@pytest.mark.parametrize("arch, family, prefix", [("deberta-v2", "DeBERTa-v2", "deberta"),
-                                                  ("distilbert", "DistilBERT", "distilbert"),
-                                                  ("electra", "ELECTRA", "electra")])
+@pytest.mark.parametrize(
+    "arch, family, prefix",
+    [
+        ("deberta-v2", "DeBERTa-v2", "deberta"),
+        ("distilbert", "DistilBERT", "distilbert"),
+        ("electra", "ELECTRA", "electra"),
+    ],
+)
 def test_other_encoders_without_a_candle_path_are_named_with_their_saved_tensor_prefix(arch, family, prefix, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -126,7 +133,8 @@ def test_other_encoders_without_a_candle_path_are_named_with_their_saved_tensor_
     AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path)
     assert upstream_report(tmp_path)["reasons"][0] == (
         f"candle-binding has no {family} path; model_type '{arch}' would be read as BERT and fail on tensor names "
-        f"{prefix}.*")
+        f"{prefix}.*"
+    )
     assert "no candle-binding path" in candle_skip_reason(tmp_path)
 
 
@@ -140,8 +148,10 @@ def test_files_candle_reads_must_be_readable_by_other_users(intent_artifact, cop
         report = verify_model(model_dir, write=False)
     finally:
         os.chmod(model_dir, 0o755)
-    config_reason = ("config.json: mode 0600, not readable by other users (upstream's router usually runs as "
-                     "another user; chmod o+r)")
+    config_reason = (
+        "config.json: mode 0600, not readable by other users (upstream's router usually runs as "
+        "another user; chmod o+r)"
+    )
     dir_reason = f"{model_dir.name}/: directory mode 0700, other users cannot list and enter it (chmod o+rx)"
     assert not loadable and reasons == [dir_reason, config_reason]
     assert not report["passed"] and {dir_reason, config_reason} <= set(report["contract_problems"])
@@ -153,8 +163,9 @@ def test_tensors_that_are_not_f32_or_not_under_bert_are_contract_problems(intent
     half = {k: v.half() if k == "classifier.weight" else v for k, v in weights.items()}
     save_file(half, model_dir / "model.safetensors", metadata={"format": "pt"})
     os.chmod(model_dir / "model.safetensors", 0o644)  # save_file writes 0600 (safetensors 0.8); not this test's point
-    dtype_reason = ("model.safetensors: 1 tensor(s) are not F32 (classifier.weight is F16); the merged model "
-                    "upstream loads is F32")
+    dtype_reason = (
+        "model.safetensors: 1 tensor(s) are not F32 (classifier.weight is F16); the merged model upstream loads is F32"
+    )
     assert upstream_loadability(model_dir) == (False, [dtype_reason])
     report = verify_model(model_dir, write=False)
     assert not report["passed"] and dtype_reason in report["contract_problems"]
@@ -164,21 +175,24 @@ def test_tensors_that_are_not_f32_or_not_under_bert_are_contract_problems(intent
     save_file(bare, model_dir / "model.safetensors", metadata={"format": "pt"})
     os.chmod(model_dir / "model.safetensors", 0o644)
     reasons = upstream_loadability(model_dir)[1]
-    assert reasons[0].startswith(
-        "model.safetensors: 39 tensor name(s) outside bert.*, classifier.* (e.g. embeddings.")
+    assert reasons[0].startswith("model.safetensors: 39 tensor name(s) outside bert.*, classifier.* (e.g. embeddings.")
     assert reasons[1] == "model.safetensors: missing bert.embeddings.word_embeddings.weight, bert.pooler.dense.weight"
 
 
 def test_a_classifier_unlike_id2label_and_a_single_label_are_reported(intent_artifact, copy_of):
     model_dir = copy_of(intent_artifact("bert"))
     edit_config(model_dir, id2label={"0": "biology", "1": "law", "2": "math", "3": "history"})
-    assert upstream_loadability(model_dir) == (False, ["model.safetensors: classifier.weight is [3, 32], upstream "
-                                                       "builds it as [len(id2label), hidden_size] = [4, 32]"])
+    assert upstream_loadability(model_dir) == (
+        False,
+        [
+            "model.safetensors: classifier.weight is [3, 32], upstream "
+            "builds it as [len(id2label), hidden_size] = [4, 32]"
+        ],
+    )
     edit_config(model_dir, id2label={"0": "biology"}, hidden_act="gelu_new")
     reasons = upstream_loadability(model_dir)[1]
     assert "config.json: id2label has 1 label(s); upstream's classifiers need >= 2" in reasons
-    assert ("config.json: hidden_act 'gelu_new' is not one candle's BERT runs (gelu, gelu_approximate, relu)"
-            in reasons)
+    assert "config.json: hidden_act 'gelu_new' is not one candle's BERT runs (gelu, gelu_approximate, relu)" in reasons
     with pytest.raises(ValueError, match="hidden_act 'gelu_new'"):
         CandlePredictor.load(model_dir)
 
@@ -192,13 +206,18 @@ def test_a_trained_modernbert_directory_fits_upstreams_path_with_candles_config_
     assert config["layer_norm_eps"] == config["norm_eps"]
     assert config["global_rope_theta"] == rope["full_attention"]["rope_theta"]
     assert config["local_rope_theta"] == rope["sliding_attention"]["rope_theta"]
-    assert [i % config["global_attn_every_n_layers"] == 0 for i in range(config["num_hidden_layers"])] == \
-        [kind == "full_attention" for kind in config["layer_types"]]
+    assert [i % config["global_attn_every_n_layers"] == 0 for i in range(config["num_hidden_layers"])] == [
+        kind == "full_attention" for kind in config["layer_types"]
+    ]
     assert upstream_loadability(model_dir) == (True, [])
     edit_config(model_dir, layer_norm_eps=None, global_rope_theta=None)  # as transformers 5 alone writes it
-    missing = ("config.json: missing layer_norm_eps, global_rope_theta, which candle's modernbert Config requires")
-    assert upstream_report(model_dir) == {"loadable": False, "path": "modernbert", "model_type": "modernbert",
-                                          "reasons": [missing]}
+    missing = "config.json: missing layer_norm_eps, global_rope_theta, which candle's modernbert Config requires"
+    assert upstream_report(model_dir) == {
+        "loadable": False,
+        "path": "modernbert",
+        "model_type": "modernbert",
+        "reasons": [missing],
+    }
     assert "no ModernBERT" in candle_skip_reason(model_dir)
 
 

@@ -15,14 +15,20 @@ from loraroute.predict import Predictor
 from tests.conftest import ENCODER_ARCHS, tiny_config
 
 # Batch sizes and lengths the export example (2 texts, ~16 tokens) never had, plus truncation at max_length.
-TEXTS = ["law", "question 9: integral matrix prime theorem", "tenant court appeal " * 30,
-         "gene enzyme cell", "a b c d e f g", "verdict", "polynomial fraction prime derivative equation"]
+TEXTS = [
+    "law",
+    "question 9: integral matrix prime theorem",
+    "tenant court appeal " * 30,
+    "gene enzyme cell",
+    "a b c d e f g",
+    "verdict",
+    "polynomial fraction prime derivative equation",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["bert", "roberta", "modernbert"])
-def test_export_writes_model_onnx_whose_logits_match_pytorch_for_any_batch_and_length(intent_artifact, copy_of,
-                                                                                       arch):
+def test_export_writes_model_onnx_whose_logits_match_pytorch_for_any_batch_and_length(intent_artifact, copy_of, arch):
     model_dir = copy_of(intent_artifact(arch))
     path = export_onnx(model_dir)
     assert path == model_dir / "onnx" / "model.onnx" and path.exists()
@@ -41,8 +47,7 @@ def test_export_writes_model_onnx_whose_logits_match_pytorch_for_any_batch_and_l
 
 @pytest.mark.parametrize("kind", ["sequence", "token"])
 @pytest.mark.parametrize("arch", ENCODER_ARCHS)
-def test_every_supported_architecture_exports_with_dynamic_batch_and_sequence_axes(tiny_encoder, tmp_path, arch,
-                                                                                    kind):
+def test_every_supported_architecture_exports_with_dynamic_batch_and_sequence_axes(tiny_encoder, tmp_path, arch, kind):
     import onnxruntime as ort
 
     cls = AutoModelForSequenceClassification if kind == "sequence" else AutoModelForTokenClassification
@@ -67,8 +72,10 @@ def test_every_supported_architecture_exports_with_dynamic_batch_and_sequence_ax
 
 def test_token_type_ids_are_a_graph_input_only_where_the_model_reads_them(tiny_encoder):
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder("bert"))  # WordPiece: emits token_type_ids
-    inputs = {arch: graph_inputs(AutoModelForSequenceClassification.from_config(tiny_config(arch)), tokenizer)
-              for arch in ("bert", "distilbert", "deberta-v2", "modernbert")}
+    inputs = {
+        arch: graph_inputs(AutoModelForSequenceClassification.from_config(tiny_config(arch)), tokenizer)
+        for arch in ("bert", "distilbert", "deberta-v2", "modernbert")
+    }
     assert inputs["bert"] == ["input_ids", "attention_mask", "token_type_ids"]
     # DistilBERT and ModernBERT take no segment ids; this DeBERTa-v2 has type_vocab_size 0 (ignores them)
     assert inputs["distilbert"] == inputs["deberta-v2"] == inputs["modernbert"] == ["input_ids", "attention_mask"]
@@ -109,8 +116,7 @@ def test_export_refuses_a_pickle_only_directory(tmp_path):
     assert not (tmp_path / "onnx").exists()
 
 
-def test_export_of_an_unsupported_model_type_names_it_and_the_supported_ones(intent_artifact, copy_of,
-                                                                            monkeypatch):
+def test_export_of_an_unsupported_model_type_names_it_and_the_supported_ones(intent_artifact, copy_of, monkeypatch):
     monkeypatch.setattr(onnx_export, "SUPPORTED_TYPES", ("roberta",))
     with pytest.raises(ValueError, match="not supported for model_type 'bert'; supported: roberta"):
         export_onnx(copy_of(intent_artifact("bert")))

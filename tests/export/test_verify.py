@@ -83,8 +83,12 @@ def test_label_maps_with_other_key_names_and_missing_files_are_named(intent_arti
     del config["architectures"]
     (model_dir / "config.json").write_text(json.dumps(config))
     problems = "\n".join(check_contract(model_dir))
-    for expected in ("tokenizer.json: missing", "lora_config.json: missing", "config.json: 'architectures'",
-                     "label_mapping.json: expected keys 'category_to_idx' and 'idx_to_category'"):
+    for expected in (
+        "tokenizer.json: missing",
+        "lora_config.json: missing",
+        "config.json: 'architectures'",
+        "label_mapping.json: expected keys 'category_to_idx' and 'idx_to_category'",
+    ):
         assert expected in problems
 
 
@@ -132,6 +136,7 @@ def test_verify_passes_on_a_pii_model_and_compares_spans(pii_artifact, copy_of):
     assert report["pairs"]["b-e"]["span_f1"] == 1.0 and report["pairs"]["b-e"]["max_abs_diff"] <= 1e-4
     assert report["pairs"]["c-d"]["span_f1"] >= 0.98
     texts = ["Call John Smith at (212) 555-0187.", "nothing here"]
+
     def spans(answers):
         return [[(e["entity_type"], e["start"], e["end"]) for e in a["entities"]] for a in answers]
 

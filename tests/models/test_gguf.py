@@ -24,6 +24,7 @@ def _fake_convert(calls, fail=False):
         if fail:
             raise RuntimeError("boom")
         return {"model_type": "fake", "chat_template_source": "gguf", "pad_token": "gguf:<pad>"}
+
     return convert
 
 
@@ -88,11 +89,13 @@ def test_chatml_template_is_installed_when_missing():
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"<unk>": 0, "<|im_start|>": 1, "<|im_end|>": 2, "hi": 3}
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
-                                  eos_token="<|im_end|>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+        eos_token="<|im_end|>",
+        unk_token="<unk>",
+    )
     assert G._ensure_chat_template(tok) == "chatml-fallback"
-    rendered = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                       add_generation_prompt=True)
+    rendered = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert G._ensure_pad_token(tok) == "eos:<|im_end|>" and tok.pad_token == "<|im_end|>"
 
@@ -112,8 +115,10 @@ def test_materialised_smollm2_is_a_plain_checkpoint_that_answers():
     assert G.materialise_embedded_smollm2() == out
     assert time.perf_counter() - again < 5  # cache hit: only hashes the file
     manifest = G.read_manifest(out)
-    print(f"\nmaterialise: {took:.1f}s (conversion {manifest['seconds']}s), "
-          f"{manifest['saved_bytes'] / 2**20:.0f} MiB, {manifest['n_parameters']:,} params")
+    print(
+        f"\nmaterialise: {took:.1f}s (conversion {manifest['seconds']}s), "
+        f"{manifest['saved_bytes'] / 2**20:.0f} MiB, {manifest['n_parameters']:,} params"
+    )
     assert manifest["model_type"] == "llama" and manifest["chat_template_source"] == "gguf"
     assert (out / "model.safetensors").is_file()
     config = json.loads((out / "config.json").read_text())

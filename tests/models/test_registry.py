@@ -1,10 +1,16 @@
 import pytest
 import torch.nn as nn
-from transformers import AutoModelForSequenceClassification
 
 from loraroute.models.loading import attach_lora, load_base_model
-from loraroute.models.registry import (ALIASES, LORA_TARGETS, arch_name, candle_config_fields, head_modules,
-                                       lora_targets, resolve_model)
+from loraroute.models.registry import (
+    ALIASES,
+    LORA_TARGETS,
+    arch_name,
+    candle_config_fields,
+    head_modules,
+    lora_targets,
+    resolve_model,
+)
 from tests.conftest import ENCODER_ARCHS
 
 
@@ -66,13 +72,29 @@ def test_hub_model_that_cannot_be_fetched_says_to_pass_a_local_path(monkeypatch)
 
 def test_modernbert_configs_get_the_field_names_candle_parses():
     layers = ["full_attention", "sliding_attention", "sliding_attention"] * 7 + ["full_attention"]  # base: 22
-    config = {"model_type": "modernbert", "norm_eps": 1e-5, "layer_types": layers,
-              "rope_parameters": {"full_attention": {"rope_theta": 160000.0},
-                                  "sliding_attention": {"rope_theta": 10000.0}}}
-    assert candle_config_fields(config) == {"layer_norm_eps": 1e-5, "global_attn_every_n_layers": 3,
-                                            "global_rope_theta": 160000.0, "local_rope_theta": 10000.0}
-    irregular = {**config, "layer_types": ["full_attention", "sliding_attention", "full_attention",
-                                           "sliding_attention", "sliding_attention", "full_attention"]}
+    config = {
+        "model_type": "modernbert",
+        "norm_eps": 1e-5,
+        "layer_types": layers,
+        "rope_parameters": {"full_attention": {"rope_theta": 160000.0}, "sliding_attention": {"rope_theta": 10000.0}},
+    }
+    assert candle_config_fields(config) == {
+        "layer_norm_eps": 1e-5,
+        "global_attn_every_n_layers": 3,
+        "global_rope_theta": 160000.0,
+        "local_rope_theta": 10000.0,
+    }
+    irregular = {
+        **config,
+        "layer_types": [
+            "full_attention",
+            "sliding_attention",
+            "full_attention",
+            "sliding_attention",
+            "sliding_attention",
+            "full_attention",
+        ],
+    }
     assert "global_attn_every_n_layers" not in candle_config_fields(irregular)  # no n describes it: left out
     assert "layer_norm_eps" not in candle_config_fields({**config, "layer_norm_eps": 1e-6})  # present: kept
     assert candle_config_fields({"model_type": "bert", "norm_eps": 1e-5}) == {}

@@ -27,15 +27,26 @@ from loraroute.tasks import get_task, task_names
 from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl
 
-INTENT_PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal",
-                 "question 3: gene enzyme cell"]
+INTENT_PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal", "question 3: gene enzyme cell"]
 
 
 def train_tiny_intent(encoder: Path, data: Path, out: Path, arch: str) -> Path:
-    cfg = TrainConfig.from_dict(dict(
-        model=str(encoder), data=str(data), output_dir=str(out), epochs=4, batch_size=8, learning_rate=1e-2,
-        rank=4, max_length=32, early_stopping_patience=0, seed=3, precision="fp32",
-        name=f"lora_intent_classifier_{arch}_r4_model"))
+    cfg = TrainConfig.from_dict(
+        dict(
+            model=str(encoder),
+            data=str(data),
+            output_dir=str(out),
+            epochs=4,
+            batch_size=8,
+            learning_rate=1e-2,
+            rank=4,
+            max_length=32,
+            early_stopping_patience=0,
+            seed=3,
+            precision="fp32",
+            name=f"lora_intent_classifier_{arch}_r4_model",
+        )
+    )
     return train_task(get_task("intent"), cfg).artifact_dir
 
 
@@ -43,11 +54,25 @@ def train_tiny_pii(encoder: Path, out: Path, arch: str) -> Path | None:
     if "pii" not in task_names():
         return None
     task = get_task("pii")
-    cfg = task.config_class.from_dict(dict(
-        task="pii", model=str(encoder), output_dir=str(out), n_samples=200, max_samples=120, chat_samples=0,
-        lookalike_samples=0, epochs=1,
-        batch_size=16, rank=4, max_length=48, early_stopping_patience=0, seed=3, precision="fp32",
-        name=f"lora_pii_detector_{arch}_r4_model"))
+    cfg = task.config_class.from_dict(
+        dict(
+            task="pii",
+            model=str(encoder),
+            output_dir=str(out),
+            n_samples=200,
+            max_samples=120,
+            chat_samples=0,
+            lookalike_samples=0,
+            epochs=1,
+            batch_size=16,
+            rank=4,
+            max_length=48,
+            early_stopping_patience=0,
+            seed=3,
+            precision="fp32",
+            name=f"lora_pii_detector_{arch}_r4_model",
+        )
+    )
     return train_task(task, cfg).artifact_dir
 
 
@@ -55,10 +80,22 @@ def train_tiny_jailbreak(encoder: Path, out: Path, arch: str) -> Path | None:
     if "jailbreak" not in task_names():
         return None
     task = get_task("jailbreak")
-    cfg = task.config_class.from_dict(dict(
-        task="jailbreak", model=str(encoder), output_dir=str(out), max_per_class=60, epochs=1, batch_size=16,
-        rank=4, max_length=48, early_stopping_patience=0, seed=3, precision="fp32",
-        name=f"lora_jailbreak_classifier_{arch}_r4_model"))
+    cfg = task.config_class.from_dict(
+        dict(
+            task="jailbreak",
+            model=str(encoder),
+            output_dir=str(out),
+            max_per_class=60,
+            epochs=1,
+            batch_size=16,
+            rank=4,
+            max_length=48,
+            early_stopping_patience=0,
+            seed=3,
+            precision="fp32",
+            name=f"lora_jailbreak_classifier_{arch}_r4_model",
+        )
+    )
     return train_task(task, cfg).artifact_dir
 
 
@@ -79,8 +116,10 @@ def trained_tree(tiny_encoder, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("trained")
     data = write_intent_jsonl(root / "intent.jsonl")
     models = root / "models"
-    out = {"intent_bert": train_tiny_intent(tiny_encoder("bert"), data, models, "bert"),
-           "intent_roberta": train_tiny_intent(tiny_encoder("roberta"), data, models, "roberta")}
+    out = {
+        "intent_bert": train_tiny_intent(tiny_encoder("bert"), data, models, "bert"),
+        "intent_roberta": train_tiny_intent(tiny_encoder("roberta"), data, models, "roberta"),
+    }
     pii = train_tiny_pii(tiny_encoder("bert"), models, "bert")
     if pii is not None:
         out["pii_bert"] = pii
@@ -118,8 +157,13 @@ class FakeSecurity:
         for text in texts:
             p = self.score(text)
             jb = p >= t
-            answer = {"label": "jailbreak" if jb else "benign", "is_jailbreak": jb, "score": p,
-                      "confidence": p if jb else 1 - p, "threshold": t}
+            answer = {
+                "label": "jailbreak" if jb else "benign",
+                "is_jailbreak": jb,
+                "score": p,
+                "confidence": p if jb else 1 - p,
+                "threshold": t,
+            }
             if return_probabilities:
                 answer["probabilities"] = {"benign": 1 - p, "jailbreak": p}
             out.append(answer)
@@ -160,9 +204,11 @@ class FakePII:
         self.calls.append(list(texts))
         out = []
         for text in texts:
-            entities = [{"entity_type": kind, "start": m.start(), "end": m.end(), "text": m.group(),
-                         "confidence": conf}
-                        for kind, pattern, conf in self.PATTERNS for m in pattern.finditer(text)]
+            entities = [
+                {"entity_type": kind, "start": m.start(), "end": m.end(), "text": m.group(), "confidence": conf}
+                for kind, pattern, conf in self.PATTERNS
+                for m in pattern.finditer(text)
+            ]
             if threshold is not None:
                 entities = [e for e in entities if e["confidence"] >= threshold]
             out.append({"has_pii": bool(entities), "entities": entities})
@@ -199,10 +245,13 @@ def read_until_closed(sock: socket.socket) -> tuple[bytes, bytes]:
 def running_server(models: Path, log_path: Path, *options: str):
     """`loraroute serve` as its own process on a free loopback port; yields (base URL, process)."""
     port = free_port()
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "loraroute.cli", "serve", "--models-dir", str(models),
-                             "--port", str(port), *options],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    log = open(log_path, "w")  # noqa: SIM115 -- the server process writes to it until the fixture ends
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loraroute.cli", "serve", "--models-dir", str(models), "--port", str(port), *options],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120  # import + model load on a contended 2-core machine

@@ -23,8 +23,9 @@ class Recorder:
 async def run_all(batcher, requests):
     await batcher.start()
     try:
-        return await asyncio.gather(*[batcher.submit(texts, tasks) for texts, tasks in requests],
-                                    return_exceptions=True)
+        return await asyncio.gather(
+            *[batcher.submit(texts, tasks) for texts, tasks in requests], return_exceptions=True
+        )
     finally:
         await batcher.stop()
 

@@ -86,22 +86,33 @@ def all_valid(path, task):
 
 
 def test_the_first_architecture_with_a_complete_set_wins_over_per_task_priority(tmp_path):
-    for name in ["lora_intent_classifier_bert_r16_model", "lora_pii_detector_bert_r16_model",
-                 "lora_intent_classifier_roberta_r16_model", "lora_pii_detector_roberta_r16_model",
-                 "lora_jailbreak_classifier_roberta_r16_model", "lora_jailbreak_classifier_minilm_r16_model"]:
+    for name in [
+        "lora_intent_classifier_bert_r16_model",
+        "lora_pii_detector_bert_r16_model",
+        "lora_intent_classifier_roberta_r16_model",
+        "lora_pii_detector_roberta_r16_model",
+        "lora_jailbreak_classifier_roberta_r16_model",
+        "lora_jailbreak_classifier_minilm_r16_model",
+    ]:
         skeleton(tmp_path, name)
     found = discover(tmp_path, check=all_valid)
     assert {t: p.name for t, p in found.chosen.items()} == {
         "intent": "lora_intent_classifier_roberta_r16_model",
         "pii": "lora_pii_detector_roberta_r16_model",
-        "security": "lora_jailbreak_classifier_roberta_r16_model"}
+        "security": "lora_jailbreak_classifier_roberta_r16_model",
+    }
     assert "complete" in found.rule
 
 
 def test_without_a_complete_set_each_task_takes_its_best_valid_directory(tmp_path):
-    for name in ["lora_intent_classifier_modernbert_r16_model", "lora_intent_classifier_bert_r16_model",
-                 "lora_pii_detector_roberta_r16_model", "lora_pii_detector_minilm_r16_model",
-                 "lora_jailbreak_classifier_bert_r16_model", "lora_jailbreak_classifier_modernbert_r16_model"]:
+    for name in [
+        "lora_intent_classifier_modernbert_r16_model",
+        "lora_intent_classifier_bert_r16_model",
+        "lora_pii_detector_roberta_r16_model",
+        "lora_pii_detector_minilm_r16_model",
+        "lora_jailbreak_classifier_bert_r16_model",
+        "lora_jailbreak_classifier_modernbert_r16_model",
+    ]:
         skeleton(tmp_path, name)
 
     def broken_bert_jailbreak(path, task):
@@ -111,27 +122,36 @@ def test_without_a_complete_set_each_task_takes_its_best_valid_directory(tmp_pat
     assert {t: p.name for t, p in found.chosen.items()} == {
         "intent": "lora_intent_classifier_bert_r16_model",
         "pii": "lora_pii_detector_roberta_r16_model",
-        "security": "lora_jailbreak_classifier_modernbert_r16_model"}
+        "security": "lora_jailbreak_classifier_modernbert_r16_model",
+    }
     assert by_name(found)["lora_jailbreak_classifier_bert_r16_model"].reason == "contract check failed: labels"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("lora_intent_classifier_bert-base-uncased_r16_model", ("intent", "bert-base-uncased", 16)),
-    ("lora_pii_detector_modernbert_r8_model", ("pii", "modernbert", 8)),
-    ("lora_jailbreak_classifier_model", ("security", "unknown", 0)),
-    ("lora_jailbreak_classifier_deberta-v3-base_r32_model", ("security", "deberta-v3-base", 32)),
-    ("lora_router_bert_r16_model", (None, "", 0)),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("lora_intent_classifier_bert-base-uncased_r16_model", ("intent", "bert-base-uncased", 16)),
+        ("lora_pii_detector_modernbert_r8_model", ("pii", "modernbert", 8)),
+        ("lora_jailbreak_classifier_model", ("security", "unknown", 0)),
+        ("lora_jailbreak_classifier_deberta-v3-base_r32_model", ("security", "deberta-v3-base", 32)),
+        ("lora_router_bert_r16_model", (None, "", 0)),
+    ],
+)
 def test_task_architecture_and_rank_are_read_from_the_directory_name(name, expected):
     assert parse_name(name) == expected
 
 
 def test_deberta_and_distilbert_do_not_count_as_bert(tmp_path):
-    for name in ["lora_intent_classifier_deberta-v3-base_r16_model", "lora_intent_classifier_distilbert_r16_model",
-                 "lora_intent_classifier_bert-base-uncased_r16_model"]:
+    for name in [
+        "lora_intent_classifier_deberta-v3-base_r16_model",
+        "lora_intent_classifier_distilbert_r16_model",
+        "lora_intent_classifier_bert-base-uncased_r16_model",
+    ]:
         skeleton(tmp_path, name)
-    assert discover(tmp_path, check=all_valid).chosen["intent"].name == \
-        "lora_intent_classifier_bert-base-uncased_r16_model"
+    assert (
+        discover(tmp_path, check=all_valid).chosen["intent"].name
+        == "lora_intent_classifier_bert-base-uncased_r16_model"
+    )
 
 
 def test_discover_command_prints_the_table_and_json(decoy_tree, capsys):

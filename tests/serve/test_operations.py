@@ -16,9 +16,10 @@ BATCH = "/api/v1/classify/batch"
 
 
 def app_with(**settings):
-    classifier = UnifiedClassifier({"intent": FakeIntent(), "pii": FakePII(), "security": FakeSecurity()},
-                                   info={t: {"model": f"lora_{t}_dir", "backend": "pytorch"}
-                                         for t in ("intent", "pii", "security")})
+    classifier = UnifiedClassifier(
+        {"intent": FakeIntent(), "pii": FakePII(), "security": FakeSecurity()},
+        info={t: {"model": f"lora_{t}_dir", "backend": "pytorch"} for t in ("intent", "pii", "security")},
+    )
     return create_app(classifier, None, ServeConfig(**settings))
 
 
@@ -53,8 +54,12 @@ def test_metrics_count_requests_errors_model_calls_and_name_the_models():
     for task in ("intent", "pii", "security"):
         assert metric(text, "loraroute_model_call_texts_sum", task=task) == 6  # 3 requests x 2 texts
     assert metric(text, "loraroute_queued_texts") == 0
-    assert metric(text, "loraroute_model_info", task="security", model="lora_security_dir", backend="pytorch",
-                  threshold="0.7") == 1
+    assert (
+        metric(
+            text, "loraroute_model_info", task="security", model="lora_security_dir", backend="pytorch", threshold="0.7"
+        )
+        == 1
+    )
 
 
 class Records(logging.Handler):
@@ -82,8 +87,7 @@ def test_the_request_id_is_echoed_or_made_and_on_every_log_line_of_the_request(r
     failing = FakeSecurity(fail=True)
     app = create_app(UnifiedClassifier({"security": failing}), None, ServeConfig(access_log=True))
     with TestClient(app) as client:
-        given = client.post(BATCH, json={"texts": ["hi"], "task_type": "security"},
-                            headers={"X-Request-ID": "req-42"})
+        given = client.post(BATCH, json={"texts": ["hi"], "task_type": "security"}, headers={"X-Request-ID": "req-42"})
         made = client.get("/health", headers={"X-Request-ID": "bad id\nforged log line"})
     assert given.status_code == 500 and given.headers["x-request-id"] == "req-42"
     assert given.json()["error"]["request_id"] == "req-42"
@@ -94,8 +98,9 @@ def test_the_request_id_is_echoed_or_made_and_on_every_log_line_of_the_request(r
     assert any(BATCH in line and " 500 " in line for line in access)
     assert any("/health" in line and " 200 " in line for line in access)
     line = json.loads(JsonFormatter().format(failure[0]))
-    assert line["request_id"] == "req-42" and line["level"] == "ERROR" and "inference backend crashed" in \
-        line["exception"]
+    assert (
+        line["request_id"] == "req-42" and line["level"] == "ERROR" and "inference backend crashed" in line["exception"]
+    )
 
 
 def test_the_access_log_is_off_by_default(records):
@@ -109,14 +114,21 @@ def test_cors_answers_a_browsers_preflight_before_the_key_check(tmp_path):
     key.write_text("k")
     app = app_with(cors_origins=["https://console.example.com"], api_key_file=str(key))
     with TestClient(app) as client:
-        preflight = client.options(BATCH, headers={"Origin": "https://console.example.com",
-                                                   "Access-Control-Request-Method": "POST",
-                                                   "Access-Control-Request-Headers": "authorization,content-type"})
+        preflight = client.options(
+            BATCH,
+            headers={
+                "Origin": "https://console.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://console.example.com"
         denied = client.post(BATCH, json={"texts": ["a"]}, headers={"Origin": "https://console.example.com"})
         assert denied.status_code == 401
-        other = client.options(BATCH, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        other = client.options(
+            BATCH, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
         assert "access-control-allow-origin" not in other.headers
     with TestClient(app_with()) as client:  # no origins configured: no CORS headers at all
         plain = client.post(BATCH, json={"texts": ["a"]}, headers={"Origin": "https://console.example.com"})

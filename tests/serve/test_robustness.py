@@ -58,8 +58,12 @@ async def post_all(app, bodies):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
             # json.dumps escapes a lone surrogate as \\ud800: valid JSON that httpx's own encoder would refuse
-            return await asyncio.gather(*[client.post(BATCH, content=json.dumps(b).encode(),
-                                                      headers={"content-type": "application/json"}) for b in bodies])
+            return await asyncio.gather(
+                *[
+                    client.post(BATCH, content=json.dumps(b).encode(), headers={"content-type": "application/json"})
+                    for b in bodies
+                ]
+            )
 
 
 def test_a_lone_surrogate_is_refused_at_the_edge_naming_its_text_and_every_good_request_succeeds(trained_tree):
@@ -125,14 +129,17 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_late_request_504():
     assert next(r for r in responses if r.status_code == 504).json()["error"]["code"] == "REQUEST_TIMEOUT"
 
 
-@pytest.mark.parametrize("body, words", [
-    (b'{"texts": ["a"], "options": {"confidence_threshold": true}}', ["confidence_threshold", "number"]),
-    (b'{"texts": ["a"], "options": {"confidence_threshold": "0.5"}}', ["confidence_threshold", "number"]),
-    (b'{"texts": ["a"], "options": {"include_explanation": 1}}', ["include_explanation"]),
-    (b'{"texts": ["a"], "pad": ' + b"[" * 5000 + b"]" * 5000 + b"}", []),
-    (b'{"texts": ["a\xff"]}', []),
-    (b'{"texts": ["a"], "n": 1' + b"0" * 5000 + b"}", []),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b'{"texts": ["a"], "options": {"confidence_threshold": true}}', ["confidence_threshold", "number"]),
+        (b'{"texts": ["a"], "options": {"confidence_threshold": "0.5"}}', ["confidence_threshold", "number"]),
+        (b'{"texts": ["a"], "options": {"include_explanation": 1}}', ["include_explanation"]),
+        (b'{"texts": ["a"], "pad": ' + b"[" * 5000 + b"]" * 5000 + b"}", []),
+        (b'{"texts": ["a\xff"]}', []),
+        (b'{"texts": ["a"], "n": 1' + b"0" * 5000 + b"}", []),
+    ],
+)
 def test_every_malformed_body_gets_invalid_input(body, words):
     with TestClient(create_app(UnifiedClassifier({"security": FakeSecurity()}))) as client:
         response = client.post(BATCH, content=body, headers={"content-type": "application/json"})
@@ -151,8 +158,9 @@ def test_an_api_key_guards_every_endpoint_but_health(tmp_path, monkeypatch):
             assert response.status_code == 401 and response.json()["error"]["code"] == "UNAUTHORIZED"
             assert response.headers["www-authenticate"] == "Bearer"
         assert client.get("/api/v1/models").status_code == 401
-        ok = client.post(BATCH, json={"texts": ["hi"], "task_type": "security"},
-                         headers={"Authorization": "Bearer s3cret"})
+        ok = client.post(
+            BATCH, json={"texts": ["hi"], "task_type": "security"}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert ok.status_code == 200
     monkeypatch.setenv("LORAROUTE_API_KEY", "from-env")
     assert ServeConfig().api_key() == "from-env"
@@ -192,8 +200,10 @@ def test_a_chunked_100_mb_body_is_refused_at_the_limit_without_buffering_it(serv
     rss = psutil.Process(proc.pid).memory_info().rss
     sent, chunk = 0, b"[" + b" " * (1024 * 1024 - 1)
     with connect(base) as sock:
-        sock.sendall(b"POST /api/v1/classify/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/v1/classify/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         try:
             while sent < 100 * 1024 * 1024:
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -219,8 +229,10 @@ def test_slow_headers_and_slow_bodies_are_cut_off_by_their_timeouts(server):
         assert sock.recv(1024) == b""  # closed by the server
         assert time.monotonic() - t0 < 5
     with connect(base) as sock:
-        sock.sendall(b"POST /api/v1/classify/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"texts\": ")
+        sock.sendall(
+            b"POST /api/v1/classify/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"texts": '
+        )
         head, rest = read_until_closed(sock)
         assert head.startswith(b"HTTP/1.1 408") and json.loads(rest)["error"]["code"] == "REQUEST_TIMEOUT"
 

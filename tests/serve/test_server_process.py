@@ -11,8 +11,10 @@ def test_the_serve_command_answers_batches_over_http(trained_tree, tmp_path):
     models = tmp_path / "models"
     copy_model(trained_tree["intent_bert"], models / "lora_intent_classifier_bert_r4_model")
     with running_server(models, tmp_path / "server.log", "--max-batch-texts", "8") as (base, _):
-        status, body, _ = call(base + "/api/v1/classify/batch",
-                               {"texts": INTENT_PROBES, "task_type": "all", "options": {"return_probabilities": True}})
+        status, body, _ = call(
+            base + "/api/v1/classify/batch",
+            {"texts": INTENT_PROBES, "task_type": "all", "options": {"return_probabilities": True}},
+        )
         assert status == 200 and body["total_count"] == 3
         assert all(set(r["intent"]["probabilities"]) == {"biology", "law", "math"} for r in body["results"])
         assert body["unavailable_tasks"] == ["pii", "security"]

@@ -17,14 +17,19 @@ def token_model(tiny_encoder, tiny_bpe_encoder):
         path = tiny_encoder(arch) if arch == "bert" else tiny_bpe_encoder(arch)
         torch.manual_seed(0)
         return AutoModelForTokenClassification.from_pretrained(path, num_labels=5).eval(), load_tokenizer(str(path))
+
     return make
 
 
 def test_stitch_takes_each_half_of_an_overlap_from_the_window_where_it_has_context():
     def window(tokens, source):  # specials (word id None) at both ends, as a tokenizer's overflow windows have
         rows = np.array([[source]] * (len(tokens) + 2), dtype=float)
-        return (rows, [None, *tokens, None], [(0, 0), *[(t * 2, t * 2 + 1) for t in tokens], (0, 0)],
-                [101, *[1000 + t for t in tokens], 102])
+        return (
+            rows,
+            [None, *tokens, None],
+            [(0, 0), *[(t * 2, t * 2 + 1) for t in tokens], (0, 0)],
+            [101, *[1000 + t for t in tokens], 102],
+        )
 
     rows, word_ids, offsets = _stitch([window(range(0, 6), 0), window(range(2, 10), 1), window(range(6, 12), 2)])
     assert word_ids == [None, *range(12), None]
@@ -40,8 +45,9 @@ def test_a_long_text_comes_back_as_one_sequence_covering_every_token(token_model
     full = tokenizer(LONG, return_offsets_mapping=True)
     words = full.word_ids()
     wide = [tuple(o) for o, w in zip(full["offset_mapping"], words) if w is not None and o[0] < o[1]]
-    (logits, short_logits), (enc, short) = batched_logits(model, tokenizer, [LONG, "Ann Lee"], max_length=32,
-                                                          return_offsets=True)
+    (logits, _short_logits), (enc, short) = batched_logits(
+        model, tokenizer, [LONG, "Ann Lee"], max_length=32, return_offsets=True
+    )
     assert enc["windows"] > 2 and short["windows"] == 1
     assert enc["word_ids"] == words  # every token once, in order, one special at each end
     # offsets into the text; byte-level BPE's zero-width tokens may sit one character apart between windows

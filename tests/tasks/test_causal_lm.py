@@ -32,8 +32,22 @@ QWEN_LIKE = (
     "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
     "{% endif %}"
 )
-CATEGORIES = ["biology", "business", "chemistry", "computer science", "economics", "engineering", "health",
-              "history", "law", "math", "other", "philosophy", "physics", "psychology"]
+CATEGORIES = [
+    "biology",
+    "business",
+    "chemistry",
+    "computer science",
+    "economics",
+    "engineering",
+    "health",
+    "history",
+    "law",
+    "math",
+    "other",
+    "philosophy",
+    "physics",
+    "psychology",
+]
 
 
 _build_tokenizer = build_chat_tokenizer
@@ -47,7 +61,7 @@ def tok():
 
 def _example(tok, user, answer, system="You route questions.", max_length=128):
     prompt, full = format_chat(tok, system, user, answer)
-    return tokenize_completion(tok, prompt, full[len(prompt):], max_length)
+    return tokenize_completion(tok, prompt, full[len(prompt) :], max_length)
 
 
 # --------------------------------------------------------------------------- chat formatting
@@ -57,7 +71,7 @@ def test_format_chat_prompt_is_prefix_of_full_text(tok):
     prompt, full = format_chat(tok, "Be brief.", "What is 2+2?", "4")
     assert full.startswith(prompt)
     assert prompt.endswith("<|im_start|>assistant\n")
-    assert full[len(prompt):] == "4<|im_end|>\n"
+    assert full[len(prompt) :] == "4<|im_end|>\n"
     assert "<|im_start|>system\nBe brief.<|im_end|>" in prompt
 
 
@@ -72,7 +86,7 @@ def test_format_chat_passes_enable_thinking_only_when_template_uses_it(tok):
     assert template_accepts(qwen, "enable_thinking") and not template_accepts(tok, "enable_thinking")
     prompt, full = format_chat(qwen, None, "Which field?", "biology", enable_thinking=False)
     assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
-    assert full.startswith(prompt) and full[len(prompt):] == "biology<|im_end|>\n"
+    assert full.startswith(prompt) and full[len(prompt) :] == "biology<|im_end|>\n"
     thinking_prompt, _ = format_chat(qwen, None, "Which field?", None, enable_thinking=True)
     assert thinking_prompt.endswith("<|im_start|>assistant\n")
 
@@ -97,19 +111,21 @@ def test_tokenize_completion_appends_eos_to_raw_completion(tok):
 
 def test_tokenize_completion_truncates_prompt_from_left_never_the_answer(tok):
     prompt, full = format_chat(tok, "x " * 200, "What is 2+2?", "The answer is (B)")
-    feat = tokenize_completion(tok, prompt, full[len(prompt):], max_length=40)
+    feat = tokenize_completion(tok, prompt, full[len(prompt) :], max_length=40)
     assert len(feat["input_ids"]) == 40
     labelled = [t for t in feat["labels"] if t != IGNORE_INDEX]
     assert tok.decode(labelled) == "The answer is (B)<|im_end|>"
     assert tok.decode(feat["input_ids"]).endswith("<|im_start|>assistant\nThe answer is (B)<|im_end|>")
     with pytest.raises(ValueError, match="refusing to cut the answer"):
-        tokenize_completion(tok, prompt, full[len(prompt):], max_length=3)
+        tokenize_completion(tok, prompt, full[len(prompt) :], max_length=3)
 
 
 def test_collator_pads_right_and_keeps_prompt_masked_on_real_batch(tok):
-    feats = [_example(tok, "Which enzyme unwinds DNA during replication?", "biology"),
-             _example(tok, "Define GDP.", "economics"),
-             _example(tok, "Sort a list in O(n log n).", "computer science")]
+    feats = [
+        _example(tok, "Which enzyme unwinds DNA during replication?", "biology"),
+        _example(tok, "Define GDP.", "economics"),
+        _example(tok, "Sort a list in O(n log n).", "computer science"),
+    ]
     batch = CompletionCollator(tok, pad_to_multiple_of=8)(feats)
     width = batch["input_ids"].shape[1]
     assert width % 8 == 0 and width >= max(len(f["input_ids"]) for f in feats)
@@ -148,12 +164,19 @@ def test_one_lora_step_lowers_completion_loss(kind, tok):
 
     torch.manual_seed(0)
     model = _tiny_model(kind, tok)
-    feats = [_example(tok, "Which enzyme unwinds DNA?", "biology"),
-             _example(tok, "What is a contract?", "law"),
-             _example(tok, "Derivative of x squared?", "math")]
+    feats = [
+        _example(tok, "Which enzyme unwinds DNA?", "biology"),
+        _example(tok, "What is a contract?", "law"),
+        _example(tok, "Derivative of x squared?", "math"),
+    ]
     batch = CompletionCollator(tok)(feats)
-    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, task_type="CAUSAL_LM",
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
     model = get_peft_model(model, lora)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -164,8 +187,9 @@ def test_one_lora_step_lowers_completion_loss(kind, tok):
     # the loss covers the completion tokens only
     logits = out.logits[:, :-1].float()
     target = batch["labels"][:, 1:]
-    manual = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                               ignore_index=IGNORE_INDEX)
+    manual = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX
+    )
     assert torch.allclose(out.loss, manual, atol=1e-5)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     out.loss.backward()
@@ -180,8 +204,10 @@ def test_one_lora_step_lowers_completion_loss(kind, tok):
 
 def test_generate_batched_left_pads_and_returns_one_completion_per_prompt(tok):
     model = _tiny_model("llama", tok, initializer_range=0.5)  # large init: outputs differ per prompt
-    prompts = [format_chat(tok, None, q)[0] for q in
-               ["Hi", "Which enzyme unwinds DNA during replication in biology?", "Define GDP.", "Law?", "x"]]
+    prompts = [
+        format_chat(tok, None, q)[0]
+        for q in ["Hi", "Which enzyme unwinds DNA during replication in biology?", "Define GDP.", "Law?", "x"]
+    ]
     tok.padding_side = "right"
     batched = generate_batched(model, tok, prompts, max_new_tokens=5, batch_size=2)
     assert tok.padding_side == "right"

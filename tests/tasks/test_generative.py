@@ -18,8 +18,20 @@ CATS = ["biology", "law", "math"]
 
 def tiny_cfg(model_dir, data, out, **overrides):
     task = get_task("generative-intent")
-    values = dict(model=str(model_dir), data=str(data), output_dir=str(out), epochs=1, batch_size=8, rank=4,
-                  learning_rate=1e-2, max_length=256, eval_size=6, max_new_tokens=4, precision="fp32", seed=3)
+    values = dict(
+        model=str(model_dir),
+        data=str(data),
+        output_dir=str(out),
+        epochs=1,
+        batch_size=8,
+        rank=4,
+        learning_rate=1e-2,
+        max_length=256,
+        eval_size=6,
+        max_new_tokens=4,
+        precision="fp32",
+        seed=3,
+    )
     values.update(overrides)
     return task, task.config_class.from_dict(values)
 
@@ -36,8 +48,10 @@ def test_prompt_lists_the_categories_inside_the_chat_template(tmp_path):
 def test_encoded_labels_cover_only_the_category_name_and_end_of_turn(tmp_path):
     task, cfg = tiny_cfg(tmp_path, tmp_path / "d.jsonl", tmp_path)
     tok = build_chat_tokenizer()
-    records = [{"text": "Which enzyme unwinds DNA?", "label": "biology"},
-               {"text": "Sort a list in O(n log n)?", "label": "computer science"}]
+    records = [
+        {"text": "Which enzyme unwinds DNA?", "label": "biology"},
+        {"text": "Sort a list in O(n log n)?", "label": "computer science"},
+    ]
     ds = task.encode(records, tok, {}, cfg)
     for row, record in zip(ds, records):
         answer = [t for t in row["labels"] if t != IGNORE_INDEX]
@@ -57,13 +71,21 @@ def test_category_report_counts_unparsed_answers_as_wrong():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["qwen3", "llama"])
-def test_training_writes_adapter_label_mapping_and_a_report_with_unparsed(kind, tiny_causal_lm, intent_file,
-                                                                          tmp_path):
+def test_training_writes_adapter_label_mapping_and_a_report_with_unparsed(kind, tiny_causal_lm, intent_file, tmp_path):
     task, cfg = tiny_cfg(tiny_causal_lm(kind), intent_file, tmp_path)
     result = train_task(task, cfg)
     out = result.artifact_dir
-    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "label_mapping.json",
-                 "lora_config.json", "training_config.yaml", "eval_report.json", "eval_report.md", "README.md"):
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "label_mapping.json",
+        "lora_config.json",
+        "training_config.yaml",
+        "eval_report.json",
+        "eval_report.md",
+        "README.md",
+    ):
         assert (out / name).exists(), name
     assert not (out / "model.safetensors").exists(), "causal tasks ship the adapter, not a merged model"
     mapping = json.loads((out / "label_mapping.json").read_text())

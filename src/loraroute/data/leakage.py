@@ -21,7 +21,7 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 MIN_NGRAM = 3
 
@@ -50,7 +50,7 @@ def _ngram_size(n_words: int, ngram: int) -> int | None:
 
 
 def _ngrams(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 class _TrainIndex:
@@ -74,8 +74,9 @@ class _TrainIndex:
         return self.postings[n], self.grams[n]
 
 
-def find_leaks(train_questions: Sequence[str], eval_questions: Sequence[str], ngram: int = 8,
-               overlap_threshold: float = 0.5) -> list[dict]:
+def find_leaks(
+    train_questions: Sequence[str], eval_questions: Sequence[str], ngram: int = 8, overlap_threshold: float = 0.5
+) -> list[dict]:
     """All (train, eval) pairs that look leaked, sorted by ``(eval_idx, train_idx)``.
 
     Each item is ``{"train_idx", "eval_idx", "kind": "exact"|"ngram", "score"}``;
@@ -129,20 +130,28 @@ def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def format_leaks(leaks: Iterable[dict], train_questions: Sequence[str], eval_questions: Sequence[str],
-                 limit: int = 5) -> list[str]:
+def format_leaks(
+    leaks: Iterable[dict], train_questions: Sequence[str], eval_questions: Sequence[str], limit: int = 5
+) -> list[str]:
     """Readable one-line descriptions of the first *limit* leaks."""
     lines = []
     for leak in list(leaks)[:limit]:
         e, t = leak["eval_idx"], leak["train_idx"]
-        lines.append(f"eval[{e}] ~ train[{t}] {leak['kind']} ({leak['score']:.2f}): "
-                     f"eval={_short(eval_questions[e])!r} train={_short(train_questions[t])!r}")
+        lines.append(
+            f"eval[{e}] ~ train[{t}] {leak['kind']} ({leak['score']:.2f}): "
+            f"eval={_short(eval_questions[e])!r} train={_short(train_questions[t])!r}"
+        )
     return lines
 
 
-def assert_no_leakage(train_questions: Sequence[str], eval_questions: Sequence[str],
-                      source_names: Sequence[str] | str = ("train", "eval"), ngram: int = 8,
-                      overlap_threshold: float = 0.5, max_listed: int = 5) -> None:
+def assert_no_leakage(
+    train_questions: Sequence[str],
+    eval_questions: Sequence[str],
+    source_names: Sequence[str] | str = ("train", "eval"),
+    ngram: int = 8,
+    overlap_threshold: float = 0.5,
+    max_listed: int = 5,
+) -> None:
     """Raise :class:`DataLeakageError` if any eval question leaks into the training questions.
 
     ``source_names`` is ``(train_name, eval_name)`` (a single string names the
@@ -152,16 +161,18 @@ def assert_no_leakage(train_questions: Sequence[str], eval_questions: Sequence[s
     if isinstance(source_names, str):
         train_name, eval_name = source_names, "eval"
     else:
-        names = list(source_names) + ["train", "eval"][len(source_names):]
+        names = list(source_names) + ["train", "eval"][len(source_names) :]
         train_name, eval_name = names[0], names[1]
     leaks = find_leaks(train_questions, eval_questions, ngram=ngram, overlap_threshold=overlap_threshold)
     if not leaks:
         return
     n_eval = len({leak["eval_idx"] for leak in leaks})
     n_exact = sum(leak["kind"] == "exact" for leak in leaks)
-    head = (f"data leakage: {n_eval} of {len(eval_questions)} question(s) in {eval_name!r} overlap "
-            f"{train_name!r} ({len(leaks)} pair(s): {n_exact} exact, {len(leaks) - n_exact} n-gram; "
-            f"ngram={ngram}, threshold={overlap_threshold})")
+    head = (
+        f"data leakage: {n_eval} of {len(eval_questions)} question(s) in {eval_name!r} overlap "
+        f"{train_name!r} ({len(leaks)} pair(s): {n_exact} exact, {len(leaks) - n_exact} n-gram; "
+        f"ngram={ngram}, threshold={overlap_threshold})"
+    )
     body = format_leaks(leaks, train_questions, eval_questions, limit=max_listed)
     more = [f"... and {len(leaks) - max_listed} more"] if len(leaks) > max_listed else []
     raise DataLeakageError("\n  ".join([head, *body, *more]), leaks)

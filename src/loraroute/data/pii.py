@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import itertools
 import random
 import re
 from collections import Counter, defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from loraroute.data.sources import DataError
 
@@ -30,11 +32,27 @@ from loraroute.data.sources import DataError
 # applied to the placeholders of its shipped templates.txt (GPE = city/state/country,
 # STREET_ADDRESS = street address or parts incl. postcode, DOMAIN_NAME = {{url}}, TITLE = prefix
 # or job, NRP = nationality).  Sorted: bio_labels(PRESIDIO_ENTITIES) = O + 17 x (B, I) = 35 labels.
-PRESIDIO_ENTITIES: list[str] = sorted([
-    "AGE", "CREDIT_CARD", "DATE_TIME", "DOMAIN_NAME", "EMAIL_ADDRESS", "GPE", "IBAN_CODE",
-    "IP_ADDRESS", "NRP", "ORGANIZATION", "PERSON", "PHONE_NUMBER", "STREET_ADDRESS", "TITLE",
-    "US_DRIVER_LICENSE", "US_SSN", "ZIP_CODE",
-])
+PRESIDIO_ENTITIES: list[str] = sorted(
+    [
+        "AGE",
+        "CREDIT_CARD",
+        "DATE_TIME",
+        "DOMAIN_NAME",
+        "EMAIL_ADDRESS",
+        "GPE",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "NRP",
+        "ORGANIZATION",
+        "PERSON",
+        "PHONE_NUMBER",
+        "STREET_ADDRESS",
+        "TITLE",
+        "US_DRIVER_LICENSE",
+        "US_SSN",
+        "ZIP_CODE",
+    ]
+)
 
 _MISSING_FIELD = re.compile(r"\bnan\b")
 
@@ -45,6 +63,7 @@ Record = dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- validation
+
 
 def validate_record(rec: Record, where: str) -> Record:
     """Check one record; a problem raises :class:`DataError` naming ``where`` and the field.
@@ -59,34 +78,39 @@ def validate_record(rec: Record, where: str) -> Record:
             raise DataError(f"{where}: field '{name}' must be a {kind.__name__}, got {v!r:.80}")
     for i, sp in enumerate(spans):
         at = f"{where}: spans[{i}]"
-        if not isinstance(sp, dict) or not isinstance(sp.get("entity_type"), str) \
-                or not sp["entity_type"]:
+        if not isinstance(sp, dict) or not isinstance(sp.get("entity_type"), str) or not sp["entity_type"]:
             raise DataError(f"{at}: field 'entity_type' missing or empty")
         s, e = sp.get("start"), sp.get("end")
         for name, v in (("start", s), ("end", e)):
             if type(v) is not int:
                 raise DataError(f"{at}: field '{name}' must be an integer, got {v!r}")
         if not 0 <= s < e <= len(text):
-            raise DataError(f"{at}: fields 'start'/'end' ({s}, {e}) must satisfy "
-                            f"0 <= start < end <= len(text)={len(text)}")
+            raise DataError(
+                f"{at}: fields 'start'/'end' ({s}, {e}) must satisfy 0 <= start < end <= len(text)={len(text)}"
+            )
         if not text[s:e].strip():
             raise DataError(f"{at}: span ({s}, {e}) covers only whitespace")
         val = sp.get("entity_value")
         if val is not None and val != text[s:e]:
             raise DataError(f"{at}: field 'entity_value' {val!r} != text[{s}:{e}] {text[s:e]!r}")
     ordered = sorted(spans, key=lambda sp: (sp["start"], sp["end"]))
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if b["start"] < a["end"]:
-            raise DataError(f"{where}: field 'spans': spans overlap: {a['entity_type']}"
-                            f"({a['start']}, {a['end']}) and {b['entity_type']}({b['start']}, {b['end']})")
+            raise DataError(
+                f"{where}: field 'spans': spans overlap: {a['entity_type']}"
+                f"({a['start']}, {a['end']}) and {b['entity_type']}({b['start']}, {b['end']})"
+            )
     rec["spans"] = ordered
     return rec
 
 
 def _record(text: str, spans: list[dict], template_id: Any, source: str) -> Record:
-    return {"text": text, "spans": [{k: sp[k] for k in ("entity_type", "start", "end")}
-                                    for sp in spans],
-            "template_id": None if template_id is None else str(template_id), "source": source}
+    return {
+        "text": text,
+        "spans": [{k: sp[k] for k in ("entity_type", "start", "end")} for sp in spans],
+        "template_id": None if template_id is None else str(template_id),
+        "source": source,
+    }
 
 
 def _merge_adjacent(text: str, spans: list[dict], types_: set[str]) -> list[dict]:
@@ -94,8 +118,12 @@ def _merge_adjacent(text: str, spans: list[dict], types_: set[str]) -> list[dict
     merged: list[dict] = []
     for sp in sorted(spans, key=lambda x: x["start"]):
         prev = merged[-1] if merged else None
-        if (prev and prev["entity_type"] == sp["entity_type"] in types_
-                and prev["end"] <= sp["start"] and not text[prev["end"]:sp["start"]].strip()):
+        if (
+            prev
+            and prev["entity_type"] == sp["entity_type"] in types_
+            and prev["end"] <= sp["start"]
+            and not text[prev["end"] : sp["start"]].strip()
+        ):
             prev["end"] = sp["end"]
             prev.pop("entity_value", None)
         else:
@@ -104,6 +132,7 @@ def _merge_adjacent(text: str, spans: list[dict], types_: set[str]) -> list[dict
 
 
 # ----------------------------------------------------------------------------- generator
+
 
 def _import_sentence_faker():
     """``PresidioSentenceFaker``; its package imports spaCy, presidio-analyzer/-anonymizer and python-dotenv, which
@@ -128,8 +157,9 @@ def _offline_providers(psf_mod) -> list:
         def _parse_end_datetime(cls, value):
             return _FIXED_NOW if value is None else super()._parse_end_datetime(value)
 
-    return [p for p in psf_mod.presidio_additional_entity_providers
-            if p.__name__ != "HospitalProvider"] + [FixedNowDateTimeProvider]
+    return [p for p in psf_mod.presidio_additional_entity_providers if p.__name__ != "HospitalProvider"] + [
+        FixedNowDateTimeProvider
+    ]
 
 
 @contextlib.contextmanager
@@ -167,21 +197,26 @@ def _template_types(template: str, psf_cls) -> set[str]:
 
 def _read_templates(psf_mod) -> list[str]:
     # templates.txt writes line breaks as a literal backslash-n: make them real newlines
-    return [line.strip().replace("\\n", "\n")
-            for line in psf_mod.presidio_templates_file_path.read_text().splitlines()]
+    return [line.strip().replace("\\n", "\n") for line in psf_mod.presidio_templates_file_path.read_text().splitlines()]
 
 
 def presidio_template_types() -> dict[str, set[str]]:
     """``{template_id: entity types its placeholders produce}`` for the shipped templates."""
     psf_cls = _import_sentence_faker()
     from presidio_evaluator.data_generator import presidio_sentence_faker as psf_mod
-    return {f"presidio:{i}": _template_types(t, psf_cls)
-            for i, t in enumerate(_read_templates(psf_mod)) if t}
+
+    return {f"presidio:{i}": _template_types(t, psf_cls) for i, t in enumerate(_read_templates(psf_mod)) if t}
 
 
-def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None = None,
-                              lower_case_ratio: float = 0.05, locale: str = "en_US",
-                              merge_adjacent: bool = True, split_addresses: bool = True) -> list[Record]:
+def generate_presidio_records(
+    n: int,
+    seed: int = 0,
+    entities: list[str] | None = None,
+    lower_case_ratio: float = 0.05,
+    locale: str = "en_US",
+    merge_adjacent: bool = True,
+    split_addresses: bool = True,
+) -> list[Record]:
     """``n`` sentences: presidio-evaluator templates filled by its fake-identity generator.
 
     Deterministic per ``seed``; global RNG states are restored.  ``entities`` keeps only templates
@@ -198,17 +233,21 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
     templates = _read_templates(psf_mod)
     keep = [i for i, t in enumerate(templates) if t]
     if entities is not None:
-        keep = [i for i in keep if (tt := _template_types(templates[i], psf_cls))
-                and tt <= set(entities)]
+        keep = [i for i in keep if (tt := _template_types(templates[i], psf_cls)) and tt <= set(entities)]
         if not keep:
             raise ValueError(f"no presidio-evaluator template uses only entities {sorted(entities)}")
     mapping = psf_cls.ENTITY_TYPE_MAPPING
     with _seeded_global_rngs(seed):
-        faker = psf_cls(locale=locale, lower_case_ratio=0.0,
-                        sentence_templates=[templates[i] for i in keep],
-                        entity_providers=_offline_providers(psf_mod),
-                        base_records=_person_records(), entity_type_mapping=dict(mapping),
-                        provider_aliases=list(psf_cls.PROVIDER_ALIASES), random_seed=seed)
+        faker = psf_cls(
+            locale=locale,
+            lower_case_ratio=0.0,
+            sentence_templates=[templates[i] for i in keep],
+            entity_providers=_offline_providers(psf_mod),
+            base_records=_person_records(),
+            entity_type_mapping=dict(mapping),
+            provider_aliases=list(psf_cls.PROVIDER_ALIASES),
+            random_seed=seed,
+        )
         rng = random.Random(seed)
         out: list[Record] = []
         while len(out) < n:
@@ -216,7 +255,7 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
             sample = faker._sentence_faker.parse(psf_cls._preprocess_template(templates[tid]), tid)
             text, spans = sample.full_text, []
             for sp in sample.spans:
-                value = text[sp.start_position:sp.end_position]
+                value = text[sp.start_position : sp.end_position]
                 s = sp.start_position + len(value) - len(value.lstrip())
                 e = sp.end_position - len(value) + len(value.rstrip())
                 if s < e:
@@ -230,8 +269,12 @@ def generate_presidio_records(n: int, seed: int = 0, entities: list[str] | None 
                 spans = split_address_spans({"text": text, "spans": spans})["spans"]
             if rng.random() < lower_case_ratio and len(text.lower()) == len(text):
                 text = text.lower()
-            out.append(validate_record(_record(text, spans, f"presidio:{tid}", "presidio_generator"),
-                                       f"presidio generator sample {len(out)} (template {tid})"))
+            out.append(
+                validate_record(
+                    _record(text, spans, f"presidio:{tid}", "presidio_generator"),
+                    f"presidio generator sample {len(out)} (template {tid})",
+                )
+            )
         return out
 
 
@@ -249,11 +292,16 @@ def split_address_spans(rec: Record) -> Record:
     state, country). A span without separators stays whole. Returns a new record."""
     text, spans = rec["text"], []
     for sp in rec["spans"]:
-        value = text[sp["start"]:sp["end"]]
-        pieces = [(sp["start"] + m.start() + len(m.group()) - len(m.group().lstrip()),
-                   sp["start"] + m.end() - len(m.group()) + len(m.group().rstrip()))
-                  for m in re.finditer(r"[^\n,]+", value) if m.group().strip()]
-        if sp["entity_type"] != "STREET_ADDRESS" or len(pieces) < 2 and not value.strip().isdigit():
+        value = text[sp["start"] : sp["end"]]
+        pieces = [
+            (
+                sp["start"] + m.start() + len(m.group()) - len(m.group().lstrip()),
+                sp["start"] + m.end() - len(m.group()) + len(m.group().rstrip()),
+            )
+            for m in re.finditer(r"[^\n,]+", value)
+            if m.group().strip()
+        ]
+        if sp["entity_type"] != "STREET_ADDRESS" or (len(pieces) < 2 and not value.strip().isdigit()):
             spans.append(sp)
             continue
         street: list[int] | None = None
@@ -269,7 +317,7 @@ def split_address_spans(rec: Record) -> Record:
                     street = None
                 post = _POSTCODE_AT_END.search(piece)
                 if post:
-                    head = piece[:post.start(1)].rstrip()
+                    head = piece[: post.start(1)].rstrip()
                     if head:
                         spans.append({"entity_type": "GPE", "start": s, "end": s + len(head)})
                     spans.append({"entity_type": "ZIP_CODE", "start": s + post.start(1), "end": e})
@@ -282,25 +330,121 @@ def split_address_spans(rec: Record) -> Record:
 
 # ----------------------------------------------------------------------------- augmentation
 
+
 def _outside_words(rec: Record) -> list[re.Match]:
     """Whitespace-delimited words of ``rec`` that touch no span."""
-    return [m for m in re.finditer(r"\S+", rec["text"])
-            if not any(sp["start"] < m.end() and m.start() < sp["end"] for sp in rec["spans"])]
+    return [
+        m
+        for m in re.finditer(r"\S+", rec["text"])
+        if not any(sp["start"] < m.end() and m.start() < sp["end"] for sp in rec["spans"])
+    ]
 
 
 # Words that say what a value is: noise never replaces them. Scrambling them had taught the model to ignore "SSN",
 # "licence", "zip" and "port" (a nine-digit number after "SSN" came back as a PHONE_NUMBER). Matched on the word's
 # letters, lower-cased ("SSN:" and "(ssn)" are "ssn").
-CUE_WORDS = frozenset("""
-ssn social security itin tax tin id dl driver driver's drivers driving license licence lic permit
-phone tel telephone cell mobile call fax whatsapp text number no
-email e-mail mail iban account card visa mastercard amex cvv exp expiry bank
-address street st ave road rd apt apartment suite unit flat zip zipcode postcode postal code
-dob born birth birthday date age aged old years
-ip host server ssh site website domain url
-order tracking serial sku invoice ticket case ref reference version build port line error errno status
-price cost total room flight gate seat part model
-""".split())
+CUE_WORDS = frozenset(
+    [
+        "ssn",
+        "social",
+        "security",
+        "itin",
+        "tax",
+        "tin",
+        "id",
+        "dl",
+        "driver",
+        "driver's",
+        "drivers",
+        "driving",
+        "license",
+        "licence",
+        "lic",
+        "permit",
+        "phone",
+        "tel",
+        "telephone",
+        "cell",
+        "mobile",
+        "call",
+        "fax",
+        "whatsapp",
+        "text",
+        "number",
+        "no",
+        "email",
+        "e-mail",
+        "mail",
+        "iban",
+        "account",
+        "card",
+        "visa",
+        "mastercard",
+        "amex",
+        "cvv",
+        "exp",
+        "expiry",
+        "bank",
+        "address",
+        "street",
+        "st",
+        "ave",
+        "road",
+        "rd",
+        "apt",
+        "apartment",
+        "suite",
+        "unit",
+        "flat",
+        "zip",
+        "zipcode",
+        "postcode",
+        "postal",
+        "code",
+        "dob",
+        "born",
+        "birth",
+        "birthday",
+        "date",
+        "age",
+        "aged",
+        "old",
+        "years",
+        "ip",
+        "host",
+        "server",
+        "ssh",
+        "site",
+        "website",
+        "domain",
+        "url",
+        "order",
+        "tracking",
+        "serial",
+        "sku",
+        "invoice",
+        "ticket",
+        "case",
+        "ref",
+        "reference",
+        "version",
+        "build",
+        "port",
+        "line",
+        "error",
+        "errno",
+        "status",
+        "price",
+        "cost",
+        "total",
+        "room",
+        "flight",
+        "gate",
+        "seat",
+        "part",
+        "model",
+    ]
+)
 
 
 def _is_cue(word: str) -> bool:
@@ -331,7 +475,7 @@ def replace_context_words(records: list[Record], rate: float, seed: int, share: 
             if rng.random() >= rate or _is_cue(m.group()):
                 continue
             word = rng.choice(vocab)
-            pieces += [text[pos:m.start()], word]
+            pieces += [text[pos : m.start()], word]
             shifts.append((m.end(), len(word) - (m.end() - m.start())))
             pos = m.end()
         spans = []
@@ -344,8 +488,10 @@ def replace_context_words(records: list[Record], rate: float, seed: int, share: 
 
 # ----------------------------------------------------------------------------- selection / splits
 
-def restrict_entities(records: Iterable[Record], entities: Iterable[str],
-                      drop_records_with_other: bool = False) -> list[Record]:
+
+def restrict_entities(
+    records: Iterable[Record], entities: Iterable[str], drop_records_with_other: bool = False
+) -> list[Record]:
     """Keep only spans of ``entities``; with ``drop_records_with_other``, drop records holding
     another type instead (their text would carry unlabelled PII)."""
     keep, out = set(entities), []

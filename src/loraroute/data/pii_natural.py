@@ -26,7 +26,7 @@ def parse_marked(marked: str, where: str = "text") -> tuple[str, list[dict]]:
     text, spans, pos = [], [], 0
     length = 0
     for m in _MARK.finditer(marked):
-        text.append(marked[pos:m.start()])
+        text.append(marked[pos : m.start()])
         length += m.start() - pos
         value = m.group(2)
         if value != value.strip():
@@ -38,15 +38,20 @@ def parse_marked(marked: str, where: str = "text") -> tuple[str, list[dict]]:
     text.append(marked[pos:])
     plain = "".join(text)
     if "⟦" in plain or "⟧" in plain or "|⟧" in marked:
-        raise DataError(f"{where}: malformed markup near {plain[max(plain.find('⟦'), plain.find('⟧'), 0):][:40]!r}"
-                        " (write an entity as ⟦TYPE|value⟧)")
+        raise DataError(
+            f"{where}: malformed markup near {plain[max(plain.find('⟦'), plain.find('⟧'), 0) :][:40]!r}"
+            " (write an entity as ⟦TYPE|value⟧)"
+        )
     return plain, spans
 
 
 # The hand-written chat-message sets (eval_sets/README.md): "test" and "blind" are scored only, "validation" may
 # guide. "blind" was written after "test" had been scored once, for the changes made after that scoring.
-NATURAL_SETS = {"test": "eval_sets/pii_natural.jsonl", "blind": "eval_sets/pii_natural_blind.jsonl",
-                "validation": "eval_sets/pii_natural_validation.jsonl"}
+NATURAL_SETS = {
+    "test": "eval_sets/pii_natural.jsonl",
+    "blind": "eval_sets/pii_natural_blind.jsonl",
+    "validation": "eval_sets/pii_natural_validation.jsonl",
+}
 
 
 def load_natural_set(part: str = "test", path: str | None = None) -> list[Record]:
@@ -69,8 +74,9 @@ def load_natural_set(part: str = "test", path: str | None = None) -> list[Record
         text, spans = parse_marked(row["marked"], f"{where}: field 'marked'")
         unknown = {sp["entity_type"] for sp in spans} - set(PRESIDIO_ENTITIES)
         if unknown:
-            raise DataError(f"{where}: field 'marked': entity type(s) {sorted(unknown)} are not among "
-                            f"{PRESIDIO_ENTITIES}")
+            raise DataError(
+                f"{where}: field 'marked': entity type(s) {sorted(unknown)} are not among {PRESIDIO_ENTITIES}"
+            )
         if spans and row.get("lookalike"):
             raise DataError(f"{where}: field 'lookalike' marks a message without PII, but it has entities")
         if not spans and not isinstance(row.get("lookalike"), str):

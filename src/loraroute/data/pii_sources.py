@@ -29,16 +29,38 @@ DATA_FORMATS = ("auto", "presidio", "jsonl", "ai4privacy")
 # BUILDINGNUM+STREET pieces separated by whitespace only are merged into one span, as Presidio
 # annotates a full name / street address as one entity.
 AI4PRIVACY_TO_PRESIDIO: dict[str, str | None] = {
-    "GIVENNAME": "PERSON", "SURNAME": "PERSON", "EMAIL": "EMAIL_ADDRESS",
-    "TELEPHONENUM": "PHONE_NUMBER", "SOCIALNUM": "US_SSN", "CREDITCARDNUMBER": "CREDIT_CARD",
-    "DATEOFBIRTH": "DATE_TIME", "STREET": "STREET_ADDRESS", "BUILDINGNUM": "STREET_ADDRESS",
-    "CITY": "GPE", "ZIPCODE": "ZIP_CODE", "DRIVERLICENSENUM": "US_DRIVER_LICENSE",
-    "PASSPORTNUM": "US_PASSPORT", "ACCOUNTNUM": "US_BANK_NUMBER",
-    "IDCARDNUM": None, "TAXNUM": None, "USERNAME": None, "PASSWORD": None,
+    "GIVENNAME": "PERSON",
+    "SURNAME": "PERSON",
+    "EMAIL": "EMAIL_ADDRESS",
+    "TELEPHONENUM": "PHONE_NUMBER",
+    "SOCIALNUM": "US_SSN",
+    "CREDITCARDNUMBER": "CREDIT_CARD",
+    "DATEOFBIRTH": "DATE_TIME",
+    "STREET": "STREET_ADDRESS",
+    "BUILDINGNUM": "STREET_ADDRESS",
+    "CITY": "GPE",
+    "ZIPCODE": "ZIP_CODE",
+    "DRIVERLICENSENUM": "US_DRIVER_LICENSE",
+    "PASSPORTNUM": "US_PASSPORT",
+    "ACCOUNTNUM": "US_BANK_NUMBER",
+    "IDCARDNUM": None,
+    "TAXNUM": None,
+    "USERNAME": None,
+    "PASSWORD": None,
     # sibling releases
-    "FIRSTNAME": "PERSON", "LASTNAME": "PERSON", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
-    "STATE": "GPE", "COUNTRY": "GPE", "IBAN": "IBAN_CODE", "IP": "IP_ADDRESS", "IPV4": "IP_ADDRESS",
-    "IPV6": "IP_ADDRESS", "URL": "DOMAIN_NAME", "AGE": "AGE", "TITLE": "TITLE",
+    "FIRSTNAME": "PERSON",
+    "LASTNAME": "PERSON",
+    "DATE": "DATE_TIME",
+    "TIME": "DATE_TIME",
+    "STATE": "GPE",
+    "COUNTRY": "GPE",
+    "IBAN": "IBAN_CODE",
+    "IP": "IP_ADDRESS",
+    "IPV4": "IP_ADDRESS",
+    "IPV6": "IP_ADDRESS",
+    "URL": "DOMAIN_NAME",
+    "AGE": "AGE",
+    "TITLE": "TITLE",
 }
 
 
@@ -58,9 +80,17 @@ def load_presidio_json(path: str | Path) -> list[Record]:
         where = f"{path}: record {i}"
         if not isinstance(item, dict) or not isinstance(item.get("full_text"), str):
             raise DataError(f"{where}: field 'full_text' missing or not a string")
-        spans = [{"entity_type": sp.get("entity_type"), "start": sp.get("start_position"),
-                  "end": sp.get("end_position"), "entity_value": sp.get("entity_value")}
-                 if isinstance(sp, dict) else sp for sp in item.get("spans") or []]
+        spans = [
+            {
+                "entity_type": sp.get("entity_type"),
+                "start": sp.get("start_position"),
+                "end": sp.get("end_position"),
+                "entity_value": sp.get("entity_value"),
+            }
+            if isinstance(sp, dict)
+            else sp
+            for sp in item.get("spans") or []
+        ]
         tid = item.get("template_id")
         if tid is None and isinstance(item.get("metadata"), dict):
             tid = item["metadata"].get("template_id")
@@ -86,8 +116,7 @@ def load_pii_jsonl(path: str | Path) -> list[Record]:
             if not isinstance(item, dict):
                 raise DataError(f"{where}: expected a JSON object")
             rec = validate_record({"text": item.get("text"), "spans": item.get("spans", [])}, where)
-            out.append(_record(rec["text"], rec["spans"], item.get("template_id"),
-                               item.get("source", "jsonl")))
+            out.append(_record(rec["text"], rec["spans"], item.get("template_id"), item.get("source", "jsonl")))
     return out
 
 
@@ -105,8 +134,9 @@ def convert_ai4privacy_row(row: dict, index: int, stats: Counter) -> Record | No
         target = AI4PRIVACY_TO_PRESIDIO.get(m["label"])
         stats[f"{'dropped' if target is None else 'kept'}:{m['label']}"] += 1
         if target is not None:
-            spans.append({"entity_type": target, "start": int(m["start"]), "end": int(m["end"]),
-                          "entity_value": m.get("value")})
+            spans.append(
+                {"entity_type": target, "start": int(m["start"]), "end": int(m["end"]), "entity_value": m.get("value")}
+            )
     try:
         rec = validate_record({"text": text, "spans": spans}, f"ai4privacy row {index}")
     except DataError as err:
@@ -116,9 +146,13 @@ def convert_ai4privacy_row(row: dict, index: int, stats: Counter) -> Record | No
     return _record(text, _merge_adjacent(text, rec["spans"], _MERGE_ADJACENT), None, "ai4privacy")
 
 
-def load_ai4privacy(split: str = "train", language: str | None = "en", limit: int | None = None,
-                    stats: dict | None = None,
-                    dataset: str = "ai4privacy/pii-masking-400k") -> list[Record]:
+def load_ai4privacy(
+    split: str = "train",
+    language: str | None = "en",
+    limit: int | None = None,
+    stats: dict | None = None,
+    dataset: str = "ai4privacy/pii-masking-400k",
+) -> list[Record]:
     """ai4privacy/pii-masking-400k (``train`` / ``validation``) from the Hub, mapped with
     :data:`AI4PRIVACY_TO_PRESIDIO`; rows failing validation are skipped.  Kept/dropped labels and
     invalid rows are logged and added to ``stats`` if given.  ``language=None`` keeps all six."""
@@ -127,9 +161,11 @@ def load_ai4privacy(split: str = "train", language: str | None = "en", limit: in
     try:
         ds = load_dataset(dataset, split=split)
     except Exception as exc:  # network, auth and missing-dataset errors all surface here
-        raise DataError(f"Could not load hub dataset {dataset!r}: {exc}\nWithout network access, convert it "
-                        "elsewhere to JSONL and pass the file with --data PATH (or leave --data out for the "
-                        "offline generator).") from None
+        raise DataError(
+            f"Could not load hub dataset {dataset!r}: {exc}\nWithout network access, convert it "
+            "elsewhere to JSONL and pass the file with --data PATH (or leave --data out for the "
+            "offline generator)."
+        ) from None
     if language is not None and "language" in ds.column_names:
         ds = ds.filter(lambda lang: lang == language, input_columns="language")
     counts: Counter = Counter()
@@ -140,8 +176,13 @@ def load_ai4privacy(split: str = "train", language: str | None = "en", limit: in
         if (rec := convert_ai4privacy_row(row, i, counts)) is not None:
             out.append(rec)
     dropped = {k[8:]: v for k, v in counts.items() if k.startswith("dropped:")}
-    logger.info("ai4privacy %s: %d records, dropped labels %s, invalid rows %d",
-                split, len(out), dropped, counts["invalid_rows"])
+    logger.info(
+        "ai4privacy %s: %d records, dropped labels %s, invalid rows %d",
+        split,
+        len(out),
+        dropped,
+        counts["invalid_rows"],
+    )
     if stats is not None:
         stats.update(counts)
     return out
@@ -156,13 +197,20 @@ def detect_format(spec: str) -> str:
         return "jsonl"
     if spec.lower().startswith("ai4privacy/"):
         return "ai4privacy"
-    raise DataError(f"{spec}: cannot tell the PII data format; pass --data-format "
-                    f"({', '.join(DATA_FORMATS[1:])}): a Presidio .json list, a JSONL file of "
-                    '{"text", "spans": [{"entity_type", "start", "end"}]}, or an ai4privacy hub id')
+    raise DataError(
+        f"{spec}: cannot tell the PII data format; pass --data-format "
+        f"({', '.join(DATA_FORMATS[1:])}): a Presidio .json list, a JSONL file of "
+        '{"text", "spans": [{"entity_type", "start", "end"}]}, or an ai4privacy hub id'
+    )
 
 
-def read_pii_records(spec: str, data_format: str = "auto", split: str | None = None,
-                     limit: int | None = None, language: str | None = "en") -> list[Record]:
+def read_pii_records(
+    spec: str,
+    data_format: str = "auto",
+    split: str | None = None,
+    limit: int | None = None,
+    language: str | None = "en",
+) -> list[Record]:
     """Validated span records from a Presidio JSON file, a generic JSONL file or an ai4privacy hub set."""
     fmt = detect_format(spec) if data_format == "auto" else data_format
     if fmt == "ai4privacy":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -166,8 +167,7 @@ def read_hub(dataset_id: str, config: str | None = None, split: str | None = Non
     return rows
 
 
-def text_label_records(rows: list[dict], text_column: str, label_column: str | None,
-                       source: str) -> list[dict]:
+def text_label_records(rows: list[dict], text_column: str, label_column: str | None, source: str) -> list[dict]:
     """Validate and project rows to ``{"text", "label", "source"}``; errors name the line and the field."""
     if not rows:
         raise DataError(f"{source}: no records found")

@@ -39,20 +39,56 @@ from loraroute.tasks.base import run_batches
 INSTALL_HINT = "pip install 'loraroute[candle]' (the candle-nn==0.4.2 wheel, imported as `candle`)"
 CANDLE_READS = ("config.json", "tokenizer.json", "model.safetensors", LORA_CONFIG)
 # Encoders loraroute trains that candle-binding has no path for (they would be read as BERT).
-NO_UPSTREAM_PATH = {"roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa", "deberta": "DeBERTa",
-                    "deberta-v2": "DeBERTa-v2", "distilbert": "DistilBERT", "electra": "ELECTRA"}
+NO_UPSTREAM_PATH = {
+    "roberta": "RoBERTa",
+    "xlm-roberta": "XLM-RoBERTa",
+    "deberta": "DeBERTa",
+    "deberta-v2": "DeBERTa-v2",
+    "distilbert": "DistilBERT",
+    "electra": "ELECTRA",
+}
 TENSOR_PREFIXES = {"bert": ("bert.", "classifier."), "modernbert": ("model.", "head.", "classifier.")}
-REQUIRED_TENSORS = {"bert": ("bert.embeddings.word_embeddings.weight", "classifier.weight", "classifier.bias"),
-                    "modernbert": ("model.embeddings.tok_embeddings.weight", "model.final_norm.weight",
-                                   "head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias")}
+REQUIRED_TENSORS = {
+    "bert": ("bert.embeddings.word_embeddings.weight", "classifier.weight", "classifier.bias"),
+    "modernbert": (
+        "model.embeddings.tok_embeddings.weight",
+        "model.final_norm.weight",
+        "head.dense.weight",
+        "head.norm.weight",
+        "classifier.weight",
+        "classifier.bias",
+    ),
+}
 # Fields of candle-transformers' serde Config structs that have no default: a config.json without one fails to parse.
 REQUIRED_CONFIG = {
-    "bert": ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-             "hidden_act", "hidden_dropout_prob", "max_position_embeddings", "type_vocab_size", "initializer_range",
-             "layer_norm_eps", "pad_token_id"),
-    "modernbert": ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                   "max_position_embeddings", "layer_norm_eps", "pad_token_id", "global_attn_every_n_layers",
-                   "global_rope_theta", "local_attention", "local_rope_theta"),
+    "bert": (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "hidden_act",
+        "hidden_dropout_prob",
+        "max_position_embeddings",
+        "type_vocab_size",
+        "initializer_range",
+        "layer_norm_eps",
+        "pad_token_id",
+    ),
+    "modernbert": (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "layer_norm_eps",
+        "pad_token_id",
+        "global_attn_every_n_layers",
+        "global_rope_theta",
+        "local_attention",
+        "local_rope_theta",
+    ),
 }
 BERT_ACTIVATIONS = ("gelu", "gelu_approximate", "relu")  # candle's bert::HiddenAct
 
@@ -62,15 +98,18 @@ def _mode_reasons(model_dir: Path) -> list[str]:
     reasons = []
     mode = stat.S_IMODE(model_dir.stat().st_mode)
     if mode & 0o005 != 0o005:
-        reasons.append(f"{model_dir.name}/: directory mode {mode:04o}, other users cannot list and enter it "
-                       f"(chmod o+rx)")
+        reasons.append(
+            f"{model_dir.name}/: directory mode {mode:04o}, other users cannot list and enter it (chmod o+rx)"
+        )
     for name in CANDLE_READS:
         path = model_dir / name
         if not path.exists():
             reasons.append(f"{name}: missing")
         elif not path.stat().st_mode & 0o004:
-            reasons.append(f"{name}: mode {stat.S_IMODE(path.stat().st_mode):04o}, not readable by other users "
-                           f"(upstream's router usually runs as another user; chmod o+r)")
+            reasons.append(
+                f"{name}: mode {stat.S_IMODE(path.stat().st_mode):04o}, not readable by other users "
+                f"(upstream's router usually runs as another user; chmod o+r)"
+            )
     return reasons
 
 
@@ -79,20 +118,24 @@ def _tensor_reasons(weights: Path, path: str, config: dict, n_labels: int | None
 
     try:
         with safe_open(str(weights), framework="np") as f:
-            header = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}
+            header = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 -- safe_open has keys() but no __iter__
     except Exception as exc:  # a truncated or foreign file: safetensors raises its own error types
         return [f"model.safetensors: unreadable ({exc})"]
     reasons = []
     not_f32 = sorted(k for k, (dtype, _) in header.items() if dtype != "F32")
     if not_f32:
-        reasons.append(f"model.safetensors: {len(not_f32)} tensor(s) are not F32 ({not_f32[0]} is "
-                       f"{header[not_f32[0]][0]}); the merged model upstream loads is F32")
+        reasons.append(
+            f"model.safetensors: {len(not_f32)} tensor(s) are not F32 ({not_f32[0]} is "
+            f"{header[not_f32[0]][0]}); the merged model upstream loads is F32"
+        )
     prefixes = TENSOR_PREFIXES[path]
     foreign = sorted(k for k in header if not k.startswith(prefixes))
     if foreign:
         allowed = ", ".join(p + "*" for p in prefixes)
-        reasons.append(f"model.safetensors: {len(foreign)} tensor name(s) outside {allowed} (e.g. {foreign[0]}); "
-                       f"upstream's {path} path looks tensors up by those names")
+        reasons.append(
+            f"model.safetensors: {len(foreign)} tensor name(s) outside {allowed} (e.g. {foreign[0]}); "
+            f"upstream's {path} path looks tensors up by those names"
+        )
     required = list(REQUIRED_TENSORS[path])
     if path == "bert" and any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
         required.append("bert.pooler.dense.weight")  # upstream applies the pooler itself before the classifier
@@ -102,8 +145,10 @@ def _tensor_reasons(weights: Path, path: str, config: dict, n_labels: int | None
     if "classifier.weight" in header and n_labels is not None:
         expected = [n_labels, config.get("hidden_size")]
         if list(header["classifier.weight"][1]) != expected:
-            reasons.append(f"model.safetensors: classifier.weight is {list(header['classifier.weight'][1])}, "
-                           f"upstream builds it as [len(id2label), hidden_size] = {expected}")
+            reasons.append(
+                f"model.safetensors: classifier.weight is {list(header['classifier.weight'][1])}, "
+                f"upstream builds it as [len(id2label), hidden_size] = {expected}"
+            )
     return reasons
 
 
@@ -118,11 +163,15 @@ def _config_reasons(config: dict, path: str) -> tuple[list[str], int | None]:
         reasons.append(f"config.json: missing {', '.join(missing)}, which candle's {path} Config requires")
     if path == "bert":
         if config.get("hidden_act") is not None and config["hidden_act"] not in BERT_ACTIVATIONS:
-            reasons.append(f"config.json: hidden_act {config['hidden_act']!r} is not one candle's BERT runs "
-                           f"({', '.join(BERT_ACTIVATIONS)})")
+            reasons.append(
+                f"config.json: hidden_act {config['hidden_act']!r} is not one candle's BERT runs "
+                f"({', '.join(BERT_ACTIVATIONS)})"
+            )
         if config.get("position_embedding_type", "absolute") != "absolute":
-            reasons.append(f"config.json: position_embedding_type {config['position_embedding_type']!r}; candle's "
-                           f"BERT has absolute positions only")
+            reasons.append(
+                f"config.json: position_embedding_type {config['position_embedding_type']!r}; candle's "
+                f"BERT has absolute positions only"
+            )
     return reasons, n_labels
 
 
@@ -134,7 +183,7 @@ def _encoder_prefix(model_dir: Path, model_type: str | None) -> str:
 
     try:
         with safe_open(str(model_dir / "model.safetensors"), framework="np") as f:
-            firsts = Counter(k.split(".")[0] for k in f.keys())
+            firsts = Counter(k.split(".")[0] for k in f.keys())  # noqa: SIM118 -- safe_open has keys() but no __iter__
         return firsts.most_common(1)[0][0]
     except Exception:  # no or an unreadable file: name the model type instead
         return str(model_type)
@@ -159,8 +208,11 @@ def upstream_report(model_dir: str | Path) -> dict[str, Any]:
     path = model_type if model_type in TENSOR_PREFIXES else None
     if isinstance(config, dict) and path is None:
         family = NO_UPSTREAM_PATH.get(model_type, repr(model_type))
-        reasons.insert(0, f"candle-binding has no {family} path; model_type {model_type!r} would be read as BERT "
-                          f"and fail on tensor names {_encoder_prefix(model_dir, model_type)}.*")
+        reasons.insert(
+            0,
+            f"candle-binding has no {family} path; model_type {model_type!r} would be read as BERT "
+            f"and fail on tensor names {_encoder_prefix(model_dir, model_type)}.*",
+        )
     elif path is not None:
         config_reasons, n_labels = _config_reasons(config, path)
         reasons += config_reasons
@@ -189,8 +241,9 @@ def candle_skip_reason(model_dir: str | Path) -> str | None:
     if model_type == "bert":
         return None
     if model_type == "modernbert":
-        return ("candle-nn's Python binding has no ModernBERT; upstream's ModernBERT path is checked by its file "
-                "rules only")
+        return (
+            "candle-nn's Python binding has no ModernBERT; upstream's ModernBERT path is checked by its file rules only"
+        )
     return f"model_type {model_type!r} has no candle-binding path, so there is no upstream runtime to compare"
 
 
@@ -202,7 +255,7 @@ class CandlePredictor(BasePredictor):
         self.bert, self.classifier = bert, classifier
 
     @classmethod
-    def load(cls, path: str | Path) -> "CandlePredictor":
+    def load(cls, path: str | Path) -> CandlePredictor:
         import candle
         from candle.models.bert import BertModel, Config
         from candle.nn import Linear
@@ -218,11 +271,13 @@ class CandlePredictor(BasePredictor):
             raise ValueError(f"{path}: hidden_act {config['hidden_act']!r} is not one candle-nn's Python BERT runs")
         cfg = Config(**{k: config[k] for k in Config.__dataclass_fields__ if config.get(k) is not None})
         # Cast as upstream's VarBuilder(DType::F32) does, so (e) sees what upstream computes with.
-        tensors = {k: v if str(v.dtype) == "F32" else v.to_dtype(candle.f32)
-                   for k, v in candle.utils.load_safetensors(str(path / "model.safetensors")).items()}
+        tensors = {
+            k: v if str(v.dtype) == "F32" else v.to_dtype(candle.f32)
+            for k, v in candle.utils.load_safetensors(str(path / "model.safetensors")).items()
+        }
         kind = get_task(meta["task"]).kind
         bert = BertModel(cfg, add_pooling_layer=kind != "token")  # token heads read hidden states, not the pooler
-        state = {k[len("bert."):]: v for k, v in tensors.items() if k.startswith("bert.")}
+        state = {k[len("bert.") :]: v for k, v in tensors.items() if k.startswith("bert.")}
         # A buffer transformers does not save; candle's forward builds its own positions and never reads it.
         state.setdefault("embeddings.position_ids", bert.embeddings.position_ids)
         bert.load_state_dict(state, strict=True)  # raises RuntimeError naming missing and unexpected tensors
@@ -239,14 +294,17 @@ class CandlePredictor(BasePredictor):
         types = np.asarray(enc["token_type_ids"]) if "token_type_ids" in enc else np.zeros_like(ids)
         mask = np.asarray(enc["attention_mask"]).astype(bool)
         token = self.task.kind == "token"
-        out = np.zeros((*ids.shape, self.classifier.out_features) if token else
-                       (len(ids), self.classifier.out_features), dtype=np.float32)
+        out = np.zeros(
+            (*ids.shape, self.classifier.out_features) if token else (len(ids), self.classifier.out_features),
+            dtype=np.float32,
+        )
         # One text (or window) at a time and unpadded, as upstream's classify_text runs: with no padding there is
         # no attention mask to get wrong. Padded positions stay 0 here and run_batches drops them.
         for row in range(len(ids)):
             real = mask[row]
-            hidden, pooled = self.bert.forward(candle.Tensor([ids[row][real].tolist()]),
-                                               candle.Tensor([types[row][real].tolist()]))
+            hidden, pooled = self.bert.forward(
+                candle.Tensor([ids[row][real].tolist()]), candle.Tensor([types[row][real].tolist()])
+            )
             logits = self.classifier.forward(hidden if token else pooled)
             if token:
                 out[row, real] = np.asarray(logits.values(), dtype=np.float32)[0]
@@ -255,5 +313,12 @@ class CandlePredictor(BasePredictor):
         return out
 
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return run_batches(self._forward, self.tokenizer, texts, self.meta["max_length"], self.batch_size,
-                           return_offsets=self.task.kind == "token", tensors="np")
+        return run_batches(
+            self._forward,
+            self.tokenizer,
+            texts,
+            self.meta["max_length"],
+            self.batch_size,
+            return_offsets=self.task.kind == "token",
+            tensors="np",
+        )

@@ -52,13 +52,17 @@ def _load_merged(model_dir: Path):
     meta = read_meta(model_dir)
     task = get_task(meta["task"])
     if task.kind not in ("sequence", "token"):
-        raise ValueError(f"{model_dir}: ONNX export covers encoder classifiers (sequence, token); task "
-                         f"{task.name!r} is a {task.kind} model")
+        raise ValueError(
+            f"{model_dir}: ONNX export covers encoder classifiers (sequence, token); task "
+            f"{task.name!r} is a {task.kind} model"
+        )
     model = AUTO_CLASSES[task.kind].from_pretrained(model_dir, use_safetensors=True).eval()
     model_type = model.config.model_type
     if model_type not in SUPPORTED_TYPES:
-        raise ValueError(f"{model_dir}: ONNX export is not supported for model_type {model_type!r}; "
-                         f"supported: {', '.join(SUPPORTED_TYPES)}")
+        raise ValueError(
+            f"{model_dir}: ONNX export is not supported for model_type {model_type!r}; "
+            f"supported: {', '.join(SUPPORTED_TYPES)}"
+        )
     return model, load_tokenizer(str(model_dir)), meta, task
 
 
@@ -66,8 +70,11 @@ def graph_inputs(model, tokenizer) -> list[str]:
     """The inputs the graph takes: token_type_ids only where the tokenizer emits them and the model reads them."""
     accepted = inspect.signature(model.forward).parameters
     names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in tokenizer.model_input_names and "token_type_ids" in accepted \
-            and getattr(model.config, "type_vocab_size", 0):
+    if (
+        "token_type_ids" in tokenizer.model_input_names
+        and "token_type_ids" in accepted
+        and getattr(model.config, "type_vocab_size", 0)
+    ):
         names.append("token_type_ids")
     return names
 
@@ -83,9 +90,17 @@ def _export_graph(model, tokenizer, kind: str, target: Path) -> None:
         # The TorchScript exporter is deprecated in favour of dynamo, but the dynamo exporter still fails on
         # several encoders' attention-mask code; this one exports all of ENCODER_TYPES (tests/export).
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, tuple(enc[n] for n in names), str(target), input_names=names,
-                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            model,
+            tuple(enc[n] for n in names),
+            str(target),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
 
 
 def _quantize(fp32: Path, target: Path) -> None:
@@ -93,8 +108,9 @@ def _quantize(fp32: Path, target: Path) -> None:
 
     # Dynamic int8: weights per output channel (per-tensor scales cost argmax agreement on small heads), activations
     # quantised at run time. The final classifier stays fp32: it is tiny and carries the decision margin.
-    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=_classifier_nodes(fp32))
+    quantize_dynamic(
+        str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=_classifier_nodes(fp32)
+    )
 
 
 def _classifier_nodes(path: Path) -> list[str]:
@@ -103,8 +119,9 @@ def _classifier_nodes(path: Path) -> list[str]:
     graph = onnx.load(str(path), load_external_data=False).graph
     out = []
     for node in graph.node:
-        if node.op_type in ("MatMul", "Gemm") and any("classifier" in n or "score" in n
-                                                        for n in [node.name, *node.input]):
+        if node.op_type in ("MatMul", "Gemm") and any(
+            "classifier" in n or "score" in n for n in [node.name, *node.input]
+        ):
             # quantize_dynamic first rewrites each Gemm as MatMul + Add named "<gemm>_MatMul"
             out += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
     return out
@@ -130,7 +147,7 @@ def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path |
     fp32 path. ``out_dir`` writes the files elsewhere (verify uses a temporary one)."""
     require_extra("onnx", "ONNX export", "onnx", "onnxruntime")
     model_dir = Path(model_dir)
-    model, tokenizer, meta, task = _load_merged(model_dir)
+    model, tokenizer, _meta, task = _load_merged(model_dir)
     out = Path(out_dir) if out_dir is not None else model_dir / ONNX_DIR
     fp32 = out / FP32_FILE
     _atomic_write(fp32, lambda tmp: _export_graph(model, tokenizer, task.kind, tmp))
@@ -150,8 +167,14 @@ class OnnxPredictor(BasePredictor):
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
-    def load(cls, path: str | Path, int8: bool = False, onnx_file: str | Path | None = None,
-             threads: int | None = None, providers: list[str] | None = None) -> "OnnxPredictor":
+    def load(
+        cls,
+        path: str | Path,
+        int8: bool = False,
+        onnx_file: str | Path | None = None,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+    ) -> OnnxPredictor:
         require_extra("onnx", "the ONNX Runtime predictor", "onnxruntime")
         import onnxruntime as ort
 
@@ -162,13 +185,15 @@ class OnnxPredictor(BasePredictor):
             raise FileNotFoundError(f"{path}: no such model directory")
         graph = Path(onnx_file) if onnx_file else onnx_path(path, int8)
         if not graph.exists():
-            raise FileNotFoundError(f"{graph}: missing; run `loraroute export onnx {path}"
-                                    f"{' --int8' if int8 else ''}` first")
+            raise FileNotFoundError(
+                f"{graph}: missing; run `loraroute export onnx {path}{' --int8' if int8 else ''}` first"
+            )
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                                  if p in ort.get_available_providers()]
+        providers = providers or [
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
+        ]
         session = ort.InferenceSession(str(graph), options, providers=providers)
         return cls(session, load_tokenizer(str(path)), read_meta(path))
 
@@ -184,5 +209,12 @@ class OnnxPredictor(BasePredictor):
         return self.session.run(["logits"], feeds)[0]
 
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return run_batches(self._forward, self.tokenizer, texts, self.meta["max_length"], self.batch_size,
-                           return_offsets=self.task.kind == "token", tensors="np")
+        return run_batches(
+            self._forward,
+            self.tokenizer,
+            texts,
+            self.meta["max_length"],
+            self.batch_size,
+            return_offsets=self.task.kind == "token",
+            tensors="np",
+        )

@@ -25,8 +25,13 @@ LOGIT_TOLERANCE = 1e-4
 INT8_MIN_AGREEMENT = 0.99
 INT8_MIN_SPAN_F1 = 0.98
 REPORT_FILE = "verify_report.json"
-RUNTIMES = {"a": "base+adapter (PyTorch)", "b": "merged (PyTorch)", "c": "ONNX fp32", "d": "ONNX int8",
-            "e": "candle (upstream's runtime)"}
+RUNTIMES = {
+    "a": "base+adapter (PyTorch)",
+    "b": "merged (PyTorch)",
+    "c": "ONNX fp32",
+    "d": "ONNX int8",
+    "e": "candle (upstream's runtime)",
+}
 PAIRS = ("a-b", "b-c", "c-d", "b-e")
 EXACT_PAIRS = ("a-b", "b-c", "b-e")  # the same arithmetic reordered: held to LOGIT_TOLERANCE
 LORA_KEYS = ("task", "base_model", "rank", "alpha", "target_modules", "num_labels")
@@ -49,7 +54,7 @@ def head_size(weights: Path) -> tuple[str, int] | None:
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="np") as f:
-        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118 -- safe_open has keys() but no __iter__
     for name in ("classifier.out_proj.weight", "classifier.weight", "score.weight"):
         if name in shapes and len(shapes[name]) == 2:
             return name, int(shapes[name][0])
@@ -116,8 +121,9 @@ def check_contract(model_dir: str | Path) -> list[str]:
         if head is None and not any(p.startswith("model.safetensors") for p in problems):
             problems.append("model.safetensors: no classifier head (classifier.weight / classifier.out_proj.weight)")
         elif head is not None and head[1] != len(labels):
-            problems.append(f"config.json: id2label has {len(labels)} labels but model.safetensors' {head[0]} has "
-                            f"{head[1]} outputs")
+            problems.append(
+                f"config.json: id2label has {len(labels)} labels but model.safetensors' {head[0]} has {head[1]} outputs"
+            )
 
     task = None
     if lora is not None:
@@ -125,8 +131,9 @@ def check_contract(model_dir: str | Path) -> list[str]:
         if missing:
             problems.append(f"{LORA_CONFIG}: missing key(s) {', '.join(missing)}")
         if labels is not None and "num_labels" in lora and lora["num_labels"] != len(labels):
-            problems.append(f"{LORA_CONFIG}: num_labels is {lora['num_labels']}, config.json id2label has "
-                            f"{len(labels)}")
+            problems.append(
+                f"{LORA_CONFIG}: num_labels is {lora['num_labels']}, config.json id2label has {len(labels)}"
+            )
     try:
         task = get_task(lora["task"]) if lora and "task" in lora else task_for_artifact(model_dir.name)
     except ValueError as exc:
@@ -149,8 +156,7 @@ def compare(task, meta: dict, texts: list[str], ref: tuple, other: tuple) -> dic
     (ref_logits, encodings), (other_logits, _) = ref, other
     a = np.concatenate([np.atleast_2d(x) for x in ref_logits])
     b = np.concatenate([np.atleast_2d(x) for x in other_logits])
-    out = {"max_abs_diff": float(np.abs(a - b).max()),
-           "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
+    out = {"max_abs_diff": float(np.abs(a - b).max()), "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
     # The model's own answers: PII pattern recognizers read the text, so they would agree on both sides and hide a
     # runtime difference (tasks without the option ignore it).
     ref_answers = task.postprocess(texts, ref_logits, encodings, meta, patterns=False)
@@ -158,8 +164,7 @@ def compare(task, meta: dict, texts: list[str], ref: tuple, other: tuple) -> dic
     if task.kind == "token":
         out["span_f1"] = _span_f1(ref_answers, other_answers)
     else:  # the served decision (jailbreak applies its calibrated threshold, not argmax)
-        out["answer_agreement"] = float(np.mean([r["label"] == o["label"]
-                                                 for r, o in zip(ref_answers, other_answers)]))
+        out["answer_agreement"] = float(np.mean([r["label"] == o["label"] for r, o in zip(ref_answers, other_answers)]))
     return out
 
 
@@ -176,8 +181,9 @@ def _judge(pair: str, m: dict[str, float]) -> list[str]:
     return failures
 
 
-def _run_paths(model_dir: Path, texts: list[str], notes: list[str]
-               ) -> tuple[dict[str, tuple], dict[str, str], dict[str, str]]:
+def _run_paths(
+    model_dir: Path, texts: list[str], notes: list[str]
+) -> tuple[dict[str, tuple], dict[str, str], dict[str, str]]:
     """Logits of every runtime that loads; errors by runtime for those that do not; why a runtime was skipped."""
     from loraroute.export.candle import CandlePredictor
     from loraroute.export.onnx import OnnxPredictor, export_onnx, onnx_path
@@ -188,9 +194,11 @@ def _run_paths(model_dir: Path, texts: list[str], notes: list[str]
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="loraroute-verify-") as tmp:
         fp32 = onnx_path(model_dir)
-        loaders = {"a": lambda: Predictor.load(model_dir, use_adapter=True),
-                   "b": lambda: Predictor.load(model_dir),
-                   "c": lambda: OnnxPredictor.load(model_dir, onnx_file=fp32)}
+        loaders = {
+            "a": lambda: Predictor.load(model_dir, use_adapter=True),
+            "b": lambda: Predictor.load(model_dir),
+            "c": lambda: OnnxPredictor.load(model_dir, onnx_file=fp32),
+        }
         if onnx_path(model_dir, int8=True).exists():
             loaders["d"] = lambda: OnnxPredictor.load(model_dir, int8=True)
         skip = candle_skip_reason(model_dir)
@@ -200,8 +208,10 @@ def _run_paths(model_dir: Path, texts: list[str], notes: list[str]
             skipped["e"] = skip
             notes.append(f"(e) {RUNTIMES['e']} not run: {skip}")
         if not fp32.exists():
-            notes.append(f"no {fp32.relative_to(model_dir)}: exported a temporary one for this check "
-                         f"(`loraroute export onnx {model_dir}` keeps one)")
+            notes.append(
+                f"no {fp32.relative_to(model_dir)}: exported a temporary one for this check "
+                f"(`loraroute export onnx {model_dir}` keeps one)"
+            )
             try:
                 fp32 = export_onnx(model_dir, out_dir=tmp)
             except (ValueError, RuntimeError, FileNotFoundError) as exc:
@@ -230,10 +240,19 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
         # A BERT or ModernBERT model is meant to be served upstream, so what stops candle reading it is a contract
         # problem; a RoBERTa (etc.) model is a valid loraroute model that upstream has no loader for: reported only.
         problems += [r for r in upstream["reasons"] if r not in problems]
-    report: dict[str, Any] = {"model_dir": str(model_dir), "contract_problems": problems, "upstream": upstream,
-                              "pairs": {}, "runtime_errors": {}, "notes": [],
-                              "tolerances": {"logits": LOGIT_TOLERANCE, "int8_agreement": INT8_MIN_AGREEMENT,
-                                             "int8_span_f1": INT8_MIN_SPAN_F1}}
+    report: dict[str, Any] = {
+        "model_dir": str(model_dir),
+        "contract_problems": problems,
+        "upstream": upstream,
+        "pairs": {},
+        "runtime_errors": {},
+        "notes": [],
+        "tolerances": {
+            "logits": LOGIT_TOLERANCE,
+            "int8_agreement": INT8_MIN_AGREEMENT,
+            "int8_span_f1": INT8_MIN_SPAN_F1,
+        },
+    }
     if any("no such model directory" in p or "pickle" in p for p in problems):
         report["passed"] = False
         return report
@@ -246,16 +265,23 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
     results, errors, skipped = _run_paths(model_dir, texts, report["notes"])
     report["runtime_errors"] = errors
     report["runtimes_skipped"] = {RUNTIMES[k]: why for k, why in skipped.items()}
-    report["runtimes"] = {RUNTIMES[k]: ("ok" if k in results else "error" if k in errors else "skipped")
-                          for k in RUNTIMES if k in results or k in errors or k in skipped}
+    report["runtimes"] = {
+        RUNTIMES[k]: ("ok" if k in results else "error" if k in errors else "skipped")
+        for k in RUNTIMES
+        if k in results or k in errors or k in skipped
+    }
     failures = [f"{RUNTIMES[k]}: {e}" for k, e in errors.items()]
     for pair in PAIRS:
         x, y = pair.split("-")
         if x in results and y in results:
             metrics = compare(task, meta, texts, results[x], results[y])
             bad = _judge(pair, metrics)
-            report["pairs"][pair] = {**metrics, "runtimes": [RUNTIMES[x], RUNTIMES[y]], "passed": not bad,
-                                     "failures": bad}
+            report["pairs"][pair] = {
+                **metrics,
+                "runtimes": [RUNTIMES[x], RUNTIMES[y]],
+                "passed": not bad,
+                "failures": bad,
+            }
             failures += [f"{RUNTIMES[x]} vs {RUNTIMES[y]}: {f}" for f in bad]
     if "b" in results:
         answers = task.postprocess(texts, *results["b"], meta)
@@ -282,8 +308,15 @@ def format_report(report: dict[str, Any]) -> str:
     rows = []
     for pair, m in report.get("pairs", {}).items():
         agreement = m.get("span_f1", m.get("answer_agreement"))
-        rows.append([f"({pair[0]}) {m['runtimes'][0]} vs ({pair[2]}) {m['runtimes'][1]}", f"{m['max_abs_diff']:.2e}",
-                     m["argmax_agreement"], agreement, "ok" if m["passed"] else "FAIL"])
+        rows.append(
+            [
+                f"({pair[0]}) {m['runtimes'][0]} vs ({pair[2]}) {m['runtimes'][1]}",
+                f"{m['max_abs_diff']:.2e}",
+                m["argmax_agreement"],
+                agreement,
+                "ok" if m["passed"] else "FAIL",
+            ]
+        )
     kind = "span F1" if report.get("kind") == "token" else "answer agreement"
     lines = [f"verify {report['model_dir']} ({report.get('task', '?')}, {report.get('num_texts', 0)} probe texts)", ""]
     if rows:
@@ -291,8 +324,10 @@ def format_report(report: dict[str, Any]) -> str:
     upstream = report.get("upstream")
     if upstream:
         where = f"{upstream['path']} path" if upstream["path"] else f"model_type {upstream['model_type']!r}"
-        lines.append(f"- upstream (vLLM semantic-router candle-binding, {where}): "
-                     + ("loadable" if upstream["loadable"] else "NOT loadable: " + "; ".join(upstream["reasons"])))
+        lines.append(
+            f"- upstream (vLLM semantic-router candle-binding, {where}): "
+            + ("loadable" if upstream["loadable"] else "NOT loadable: " + "; ".join(upstream["reasons"]))
+        )
     lines += [f"- {note}" for note in report.get("notes", [])]
     lines += [f"- FAIL: {f}" for f in report.get("failures", report.get("contract_problems", []))]
     lines.append("PASSED" if report["passed"] else "FAILED")

@@ -89,8 +89,12 @@ def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def cache_dir_for(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-                  dtype: str = "float32", digest: str | None = None) -> Path:
+def cache_dir_for(
+    gguf_path: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
+    dtype: str = "float32",
+    digest: str | None = None,
+) -> Path:
     """Directory ``<cache_root>/<stem>-<sha256[:12]>[-<dtype>]`` for a GGUF file.
 
     The key is the file's *content* hash, so a replaced file with the same name
@@ -124,8 +128,7 @@ def _ensure_chat_template(tokenizer) -> str:
         log.warning("GGUF has no tokenizer.chat_template; installing a plain ChatML template")
         tokenizer.chat_template = CHATML_TEMPLATE
         return "chatml-fallback"
-    log.warning("GGUF has no tokenizer.chat_template and no ChatML markers; "
-                "the saved tokenizer has no chat template")
+    log.warning("GGUF has no tokenizer.chat_template and no ChatML markers; the saved tokenizer has no chat template")
     return "none"
 
 
@@ -185,8 +188,9 @@ def _convert(gguf_path: Path, out_dir: Path, dtype: str) -> dict:
     template_source = _ensure_chat_template(tokenizer)
     pad = _ensure_pad_token(tokenizer)
 
-    model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name, dtype=getattr(torch, dtype),
-                                                 **_dequantize_kwargs())
+    model = AutoModelForCausalLM.from_pretrained(
+        src_dir, gguf_file=name, dtype=getattr(torch, dtype), **_dequantize_kwargs()
+    )
     _drop_gguf_quantizer(model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -212,8 +216,12 @@ def _convert(gguf_path: Path, out_dir: Path, dtype: str) -> dict:
     }
 
 
-def materialise_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-                     dtype: str = "float32", force: bool = False) -> Path:
+def materialise_gguf(
+    gguf_path: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
+    dtype: str = "float32",
+    force: bool = False,
+) -> Path:
     """De-quantise *gguf_path* into a ``transformers`` model directory and return it.
 
     ``cache_dir`` is the cache *root* (default :func:`default_cache_root`); the
@@ -245,14 +253,16 @@ def materialise_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike 
     try:
         t0 = time.perf_counter()
         info = _convert(gguf_path, tmp, dtype)
-        info.update({
-            "source": str(gguf_path),
-            "source_sha256": digest,
-            "source_bytes": gguf_path.stat().st_size,
-            "dtype": dtype,
-            "seconds": round(time.perf_counter() - t0, 2),
-            "saved_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()),
-        })
+        info.update(
+            {
+                "source": str(gguf_path),
+                "source_sha256": digest,
+                "source_bytes": gguf_path.stat().st_size,
+                "dtype": dtype,
+                "seconds": round(time.perf_counter() - t0, 2),
+                "saved_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()),
+            }
+        )
         try:
             import transformers
 

@@ -88,9 +88,17 @@ def load_base_model(
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
     if model_dropout is not None:
-        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
-                     "attention_dropout", "seq_classif_dropout", "mlp_dropout", "embedding_dropout",
-                     "classifier_dropout_prob"):
+        for attr in (
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "classifier_dropout",
+            "dropout",
+            "attention_dropout",
+            "seq_classif_dropout",
+            "mlp_dropout",
+            "embedding_dropout",
+            "classifier_dropout_prob",
+        ):
             if getattr(config, attr, None) is not None:
                 setattr(config, attr, model_dropout)
     kwargs = {"config": config, "use_safetensors": True}
@@ -102,8 +110,15 @@ def load_base_model(
         raise _hub_hint(ref, exc) from None
 
 
-def attach_lora(model: PreTrainedModel, kind: str, rank: int, alpha: int, dropout: float,
-                target_modules: list[str] | None, seed: int):
+def attach_lora(
+    model: PreTrainedModel,
+    kind: str,
+    rank: int,
+    alpha: int,
+    dropout: float,
+    target_modules: list[str] | None,
+    seed: int,
+):
     """Wrap ``model`` with LoRA. Seeds first: LoRA A matrices and any new head are drawn from the RNG."""
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -130,7 +145,9 @@ def resolve_precision(precision: str) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if os.environ.get("LORAROUTE_FORCE_FP32"):
         return "fp32"
-    cpu_bf16 = getattr(torch.backends.mkldnn, "is_available", lambda: False)() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    cpu_bf16 = (
+        getattr(torch.backends.mkldnn, "is_available", lambda: False)() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
     return "bf16" if cpu_bf16 else "fp32"
 
 

@@ -16,11 +16,12 @@ the others wait for long or fail with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 InferFn = Callable[[list[str], list[str]], dict[str, list[dict]]]
 
@@ -37,9 +38,9 @@ class DeadlineExceeded(Exception):
 class _Request:
     texts: list[str]
     future: asyncio.Future = field(repr=False)
-    units: deque = field(default_factory=deque)   # (task, start, stop) not yet run
+    units: deque = field(default_factory=deque)  # (task, start, stop) not yet run
     answers: dict[str, list] = field(default_factory=dict)
-    running: int = 0                               # units in the model call now
+    running: int = 0  # units in the model call now
 
     @property
     def finished(self) -> bool:
@@ -59,9 +60,16 @@ def plan_units(texts: list[str], tasks: list[str], max_texts: int, max_chars: in
 
 
 class MicroBatcher:
-    def __init__(self, infer: InferFn, max_batch_texts: int = 64, max_wait_ms: float = 2.0,
-                 parallel_tasks: bool = False, chunk_chars: int = 8000, max_queued_texts: int = 2000,
-                 observe: Callable[[str, int, float], None] | None = None):
+    def __init__(
+        self,
+        infer: InferFn,
+        max_batch_texts: int = 64,
+        max_wait_ms: float = 2.0,
+        parallel_tasks: bool = False,
+        chunk_chars: int = 8000,
+        max_queued_texts: int = 2000,
+        observe: Callable[[str, int, float], None] | None = None,
+    ):
         if max_batch_texts < 1 or max_wait_ms < 0 or chunk_chars < 1 or max_queued_texts < 1:
             raise ValueError("max_batch_texts, chunk_chars and max_queued_texts must be >= 1, max_wait_ms >= 0")
         self.infer = infer
@@ -85,18 +93,17 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loraroute-infer")
         # Side by side, each task's model on its own thread: small matrices scale better across models than
         # across one model's intra-op threads (ONNX Runtime releases the GIL while it runs).
-        self.task_pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="loraroute-task") \
-            if self.parallel_tasks else None
+        self.task_pool = (
+            ThreadPoolExecutor(max_workers=3, thread_name_prefix="loraroute-task") if self.parallel_tasks else None
+        )
         self.wake = asyncio.Event()
         self.worker = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.worker
-            except asyncio.CancelledError:
-                pass
         if self.executor is not None:
             self.executor.shutdown(wait=True)
         if self.task_pool is not None:
@@ -190,7 +197,7 @@ class MicroBatcher:
 
         def run(task: str) -> list[tuple[int, object]]:
             members = by_task[task]
-            texts = [t for i in members for t in batch[i][0].texts[batch[i][2]:batch[i][3]]]
+            texts = [t for i in members for t in batch[i][0].texts[batch[i][2] : batch[i][3]]]
             try:
                 start = time.perf_counter()
                 answers = self.infer(texts, [task])[task]
@@ -203,7 +210,7 @@ class MicroBatcher:
             out, start = [], 0
             for i in members:
                 n = batch[i][3] - batch[i][2]
-                out.append((i, answers[start:start + n]))
+                out.append((i, answers[start : start + n]))
                 start += n
             return out
 

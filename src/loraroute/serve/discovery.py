@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from loraroute.export.candle import upstream_loadability
 from loraroute.tasks import served_tasks
 
 # serving task -> (artifact prefix, training task name stored in lora_config.json), from the tasks themselves
-PREFIXES: dict[str, tuple[str, str]] = {name: (task.artifact_prefix, task.name) for name, task in served_tasks().items()}
+PREFIXES: dict[str, tuple[str, str]] = {
+    name: (task.artifact_prefix, task.name) for name, task in served_tasks().items()
+}
 SERVE_TASKS = tuple(PREFIXES)
 # Upstream's buckets (model_discovery.go, detectArchitectureFromPath): a name is "roberta" or "modernbert" only when
 # it says so, and everything else (MiniLM included) is "bert"; the first complete bucket in this order is used.
-UPSTREAM_BUCKETS = (("bert", ("bert-base-uncased",)), ("roberta", ("roberta-base",)),
-                    ("modernbert", ("modernbert-base", "mmbert32k")))
+UPSTREAM_BUCKETS = (
+    ("bert", ("bert-base-uncased",)),
+    ("roberta", ("roberta-base",)),
+    ("modernbert", ("modernbert-base", "mmbert32k")),
+)
 FAMILY_PRIORITY = ("bert", "roberta", "modernbert")
 _NAME = re.compile(r"^(?P<arch>.*?)(?:_r(?P<rank>\d+))?$")
 
@@ -39,7 +44,7 @@ Checker = Callable[[Path, str], list[str]]
 @dataclass
 class Candidate:
     path: Path
-    task: str | None          # serving task (intent | pii | security), None for a decoy
+    task: str | None  # serving task (intent | pii | security), None for a decoy
     arch: str = ""
     rank: int = 0
     status: str = "rejected"  # chosen | rejected | not chosen
@@ -63,8 +68,15 @@ class Candidate:
         return (rank, self.arch, -self.rank, self.path.name)
 
     def to_dict(self) -> dict:
-        return {"name": self.path.name, "path": str(self.path), "task": self.task, "arch": self.arch,
-                "rank": self.rank, "status": self.status, "reason": self.reason}
+        return {
+            "name": self.path.name,
+            "path": str(self.path),
+            "task": self.task,
+            "arch": self.arch,
+            "rank": self.rank,
+            "status": self.status,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -92,8 +104,12 @@ class Discovery:
         if not paths:
             for c in candidates:
                 c.pop("path")
-        out = {"rule": self.rule, "chosen": {task: where(path) for task, path in self.chosen.items()},
-               "candidates": candidates, "upstream": self.upstream}
+        out = {
+            "rule": self.rule,
+            "chosen": {task: where(path) for task, path in self.chosen.items()},
+            "candidates": candidates,
+            "upstream": self.upstream,
+        }
         return {"models_dir": str(self.models_dir), **out} if paths else out
 
 
@@ -101,7 +117,7 @@ def parse_name(name: str) -> tuple[str | None, str, int]:
     """(serving task, arch, rank) from a directory name; task None when no known prefix starts it."""
     for task, (prefix, _) in PREFIXES.items():
         if name.startswith(prefix):
-            rest = name[len(prefix):].removesuffix("_model").removeprefix("_")
+            rest = name[len(prefix) :].removesuffix("_model").removeprefix("_")
             match = _NAME.match(rest)
             arch = (match.group("arch") if match else "") or "unknown"
             rank = int(match.group("rank")) if match and match.group("rank") else 0
@@ -236,18 +252,29 @@ def upstream_view(models_dir: Path, chosen: dict[str, Path]) -> dict:
     agrees = bucket is not None and all(picks[t] == chosen.get(t) for t in SERVE_TASKS)
     if bucket is None:
         partial = {b: sorted(p) for b, p in first.items() if p}
-        summary = ("no complete set of intent, pii and security in one architecture bucket, so upstream loads no "
-                   f"LoRA model (found: {partial or 'nothing'})")
+        summary = (
+            "no complete set of intent, pii and security in one architecture bucket, so upstream loads no "
+            f"LoRA model (found: {partial or 'nothing'})"
+        )
     elif not agrees:
-        summary = (f"complete {bucket!r} set, but upstream would load "
-                   + ", ".join(f"{t}={picks[t].relative_to(models_dir)}" for t in SERVE_TASKS)
-                   + ", not the directories chosen above")
+        summary = (
+            f"complete {bucket!r} set, but upstream would load "
+            + ", ".join(f"{t}={picks[t].relative_to(models_dir)}" for t in SERVE_TASKS)
+            + ", not the directories chosen above"
+        )
     else:
         summary = f"complete {bucket!r} set; upstream loads the same three directories"
     verdicts = {t: upstream_loadability(p) for t, p in picks.items()}
     unreadable = {t: reasons for t, (ok, reasons) in verdicts.items() if not ok}
     if unreadable:
         summary += "; but its loaders cannot read " + "; ".join(
-            f"{picks[t].name} ({', '.join(reasons)})" for t, reasons in unreadable.items())
-    return {"complete": bucket is not None, "bucket": bucket, "agrees": agrees, "loadable": not unreadable,
-            "summary": summary, "picks": {t: str(p.relative_to(models_dir)) for t, p in picks.items()}}
+            f"{picks[t].name} ({', '.join(reasons)})" for t, reasons in unreadable.items()
+        )
+    return {
+        "complete": bucket is not None,
+        "bucket": bucket,
+        "agrees": agrees,
+        "loadable": not unreadable,
+        "summary": summary,
+        "picks": {t: str(p.relative_to(models_dir)) for t, p in picks.items()},
+    }

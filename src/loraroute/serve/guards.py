@@ -32,11 +32,15 @@ def error_body(code: str, message: str, request_id: str | None = None) -> dict:
     return {"error": error}
 
 
-async def send_error(send, status: int, code: str, message: str, request_id: str | None,
-                     headers: dict[str, str] | None = None) -> None:
+async def send_error(
+    send, status: int, code: str, message: str, request_id: str | None, headers: dict[str, str] | None = None
+) -> None:
     body = json.dumps(error_body(code, message, request_id)).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-           (b"connection", b"close")]
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
@@ -47,8 +51,15 @@ class Guard:
     request body read in full under ``max_body_bytes`` and ``body_timeout_s`` before the app sees it, and each
     response counted, timed and (``access_log``) logged."""
 
-    def __init__(self, app, max_body_bytes: int, body_timeout_s: float, api_key: str | None = None,
-                 metrics: Metrics | None = None, access_log: bool = False):
+    def __init__(
+        self,
+        app,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        api_key: str | None = None,
+        metrics: Metrics | None = None,
+        access_log: bool = False,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
@@ -70,8 +81,7 @@ class Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
             await send(message)
 
         try:
@@ -82,12 +92,14 @@ class Guard:
                 self.metrics.observe_response(scope["path"], status, seconds)
             if self.access_log:
                 client = scope.get("client") or ("-", 0)
-                access.info('%s "%s %s" %s %.1f ms', client[0], scope["method"], scope["path"], status or "-",
-                            seconds * 1000)
+                access.info(
+                    '%s "%s %s" %s %.1f ms', client[0], scope["method"], scope["path"], status or "-", seconds * 1000
+                )
             REQUEST_ID.reset(token)
 
-    async def _refuse(self, send, status: int, code: str, message: str, request_id: str,
-                      headers: dict[str, str] | None = None) -> None:
+    async def _refuse(
+        self, send, status: int, code: str, message: str, request_id: str, headers: dict[str, str] | None = None
+    ) -> None:
         if self.metrics is not None:
             self.metrics.errors.labels(code).inc()
         await send_error(send, status, code, message, request_id, headers)
@@ -97,21 +109,42 @@ class Guard:
             auth = headers.get(b"authorization", b"")
             token = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
             if not hmac.compare_digest(token, self.api_key):
-                return await self._refuse(send, 401, "UNAUTHORIZED", "missing or wrong API key (send "
-                                          "'Authorization: Bearer KEY')", request_id, {"WWW-Authenticate": "Bearer"})
+                return await self._refuse(
+                    send,
+                    401,
+                    "UNAUTHORIZED",
+                    "missing or wrong API key (send 'Authorization: Bearer KEY')",
+                    request_id,
+                    {"WWW-Authenticate": "Bearer"},
+                )
 
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return await self._refuse(send, 413, "REQUEST_BODY_TOO_LARGE", f"request body of {length.decode()} "
-                                      f"bytes is over the limit of {self.max_body_bytes} bytes", request_id)
+            return await self._refuse(
+                send,
+                413,
+                "REQUEST_BODY_TOO_LARGE",
+                f"request body of {length.decode()} bytes is over the limit of {self.max_body_bytes} bytes",
+                request_id,
+            )
         try:
             body = await self._read_body(receive)
         except asyncio.TimeoutError:
-            return await self._refuse(send, 408, "REQUEST_TIMEOUT", f"the request body took longer than "
-                                      f"{self.body_timeout_s:g} s to arrive", request_id)
+            return await self._refuse(
+                send,
+                408,
+                "REQUEST_TIMEOUT",
+                f"the request body took longer than {self.body_timeout_s:g} s to arrive",
+                request_id,
+            )
         except _TooLarge:
-            return await self._refuse(send, 413, "REQUEST_BODY_TOO_LARGE", f"request body is over the limit of "
-                                      f"{self.max_body_bytes} bytes", request_id)
+            return await self._refuse(
+                send,
+                413,
+                "REQUEST_BODY_TOO_LARGE",
+                f"request body is over the limit of {self.max_body_bytes} bytes",
+                request_id,
+            )
         if body is None:
             return  # the client went away mid-body: nobody to answer
 

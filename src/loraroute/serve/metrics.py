@@ -26,18 +26,33 @@ class Metrics:
     def __init__(self, endpoints: set[str]):
         self.endpoints = endpoints
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("loraroute_requests", "HTTP requests answered, by endpoint and status code",
-                                ["endpoint", "status"], registry=r)
+        self.requests = Counter(
+            "loraroute_requests",
+            "HTTP requests answered, by endpoint and status code",
+            ["endpoint", "status"],
+            registry=r,
+        )
         self.errors = Counter("loraroute_errors", "Error answers by error code", ["code"], registry=r)
-        self.latency = Histogram("loraroute_request_seconds", "Time from request to response, by endpoint",
-                                 ["endpoint"], buckets=SECONDS, registry=r)
-        self.task_seconds = Histogram("loraroute_model_call_seconds", "Time of one model call, by task", ["task"],
-                                      buckets=SECONDS, registry=r)
-        self.batch_texts = Histogram("loraroute_model_call_texts", "Texts in one model call, by task", ["task"],
-                                     buckets=TEXTS, registry=r)
+        self.latency = Histogram(
+            "loraroute_request_seconds",
+            "Time from request to response, by endpoint",
+            ["endpoint"],
+            buckets=SECONDS,
+            registry=r,
+        )
+        self.task_seconds = Histogram(
+            "loraroute_model_call_seconds", "Time of one model call, by task", ["task"], buckets=SECONDS, registry=r
+        )
+        self.batch_texts = Histogram(
+            "loraroute_model_call_texts", "Texts in one model call, by task", ["task"], buckets=TEXTS, registry=r
+        )
         self.queued = Gauge("loraroute_queued_texts", "Texts waiting for the models", registry=r)
-        self.model_info = Gauge("loraroute_model_info", "Served models (value 1), with directory, backend and "
-                                "threshold", ["task", "model", "backend", "threshold"], registry=r)
+        self.model_info = Gauge(
+            "loraroute_model_info",
+            "Served models (value 1), with directory, backend and threshold",
+            ["task", "model", "backend", "threshold"],
+            registry=r,
+        )
 
     def endpoint(self, path: str) -> str:
         return path if path in self.endpoints else "unmatched"
@@ -67,10 +82,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: what log shippers (Loki, Elasticsearch, CloudWatch) parse without a pattern."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) +
-                       f".{int(record.msecs):03d}Z",
-               "level": record.levelname, "logger": record.name, "request_id": getattr(record, "request_id", "-"),
-               "message": record.getMessage()}
+        out = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
@@ -80,8 +98,11 @@ def configure_logging(log_format: str) -> None:
     """The root handler for ``serve``: every line (uvicorn's included) carries the request id."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s", datefmt="%H:%M:%S"))
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s", datefmt="%H:%M:%S")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from loraroute.tasks.answers import AnswerOptions
 
 Threshold = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
-THRESHOLD_HELP = ("Replaces the task's threshold: intent low-confidence cut-off, PII minimum entity confidence, "
-                  "security P(jailbreak) decision threshold. 0 is a threshold of 0 (upstream reads 0 as unset).")
+THRESHOLD_HELP = (
+    "Replaces the task's threshold: intent low-confidence cut-off, PII minimum entity confidence, "
+    "security P(jailbreak) decision threshold. 0 is a threshold of 0 (upstream reads 0 as unset)."
+)
 
 
 class _Body(BaseModel):

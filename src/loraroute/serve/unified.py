@@ -70,8 +70,12 @@ class UnifiedClassifier:
     task's default (upstream's).
     """
 
-    def __init__(self, predictors: dict[str, Any], thresholds: dict[str, float | None] | None = None,
-                 info: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        predictors: dict[str, Any],
+        thresholds: dict[str, float | None] | None = None,
+        info: dict[str, dict] | None = None,
+    ):
         known = served_tasks()
         unknown = set(predictors) - set(known)
         if unknown:
@@ -83,16 +87,25 @@ class UnifiedClassifier:
         for name, task in self.answerers.items():
             configured = (thresholds or {}).get(name)
             stored = task.stored_threshold(getattr(predictors[name], "meta", None) or {})
-            for source, value in (("config", configured), ("thresholds.json", stored),
-                                  ("default", task.serve_threshold)):
+            for source, value in (
+                ("config", configured),
+                ("thresholds.json", stored),
+                ("default", task.serve_threshold),
+            ):
                 if value is not None:
                     self.thresholds[name], self.threshold_source[name] = float(value), source
                     break
         self.info = info or {task: {} for task in predictors}
 
     @classmethod
-    def load(cls, chosen: dict[str, Path], backend: str = "auto", thresholds: dict[str, float | None] | None = None,
-             warmup: bool = True, threads: int | None = None) -> "UnifiedClassifier":
+    def load(
+        cls,
+        chosen: dict[str, Path],
+        backend: str = "auto",
+        thresholds: dict[str, float | None] | None = None,
+        warmup: bool = True,
+        threads: int | None = None,
+    ) -> UnifiedClassifier:
         predictors, info = {}, {}
         for task, path in chosen.items():
             predictor, used = load_predictor(Path(path), backend, threads)
@@ -127,8 +140,9 @@ class UnifiedClassifier:
     def statistics(self, task: str, results: list[dict], options: AnswerOptions) -> dict:
         return self.answerers[task].statistics(results, self.threshold(task, options))
 
-    def classify(self, texts: list[str], tasks: list[str] | None = None,
-                 options: AnswerOptions | None = None) -> list[dict[str, dict]]:
+    def classify(
+        self, texts: list[str], tasks: list[str] | None = None, options: AnswerOptions | None = None
+    ) -> list[dict[str, dict]]:
         """Per text, ``{task: batch result}`` for every task asked (default: every loaded task)."""
         tasks = tasks or self.tasks
         missing = [t for t in tasks if t not in self.predictors]

@@ -19,19 +19,19 @@ from loraroute.data.splits import Splits
 
 class Task:
     name: ClassVar[str]
-    artifact_prefix: ClassVar[str]            # lora_intent_classifier -> lora_intent_classifier_{arch}_r{rank}_model
-    kind: ClassVar[str]                       # "sequence" | "token" | "causal"
+    artifact_prefix: ClassVar[str]  # lora_intent_classifier -> lora_intent_classifier_{arch}_r{rank}_model
+    kind: ClassVar[str]  # "sequence" | "token" | "causal"
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     selection_metric: ClassVar[str] = "accuracy"  # validation metric that picks the best checkpoint
     selection_greater_is_better: ClassVar[bool] = True
-    headline_metric: ClassVar[str] = "accuracy"   # key of report["test"] that summaries show
-    save_merged: ClassVar[bool] = True            # causal LMs ship the adapter only (a merged 0.6B is 2.4 GB)
+    headline_metric: ClassVar[str] = "accuracy"  # key of report["test"] that summaries show
+    save_merged: ClassVar[bool] = True  # causal LMs ship the adapter only (a merged 0.6B is 2.4 GB)
     label_map_keys: ClassVar[tuple[str, str]] = ("label_to_id", "id_to_label")  # what upstream's loader reads
-    label_map_copy: ClassVar[str | None] = None   # second file name upstream readers look for
+    label_map_copy: ClassVar[str | None] = None  # second file name upstream readers look for
     label_map_also: ClassVar[tuple[str, str] | None] = None  # the same maps under a second pair of key names
     demo_texts: ClassVar[list[str]] = []
-    serve_name: ClassVar[str | None] = None       # the HTTP task name (intent | pii | security); None: not served
-    serve_threshold: ClassVar[float] = 0.5        # default serving threshold; its meaning is the task's
+    serve_name: ClassVar[str | None] = None  # the HTTP task name (intent | pii | security); None: not served
+    serve_threshold: ClassVar[float] = 0.5  # default serving threshold; its meaning is the task's
 
     # --- data --------------------------------------------------------------------------------------------
     def load_splits(self, cfg: TrainConfig) -> Splits:
@@ -61,8 +61,9 @@ class Task:
         raise NotImplementedError
 
     # --- answers -----------------------------------------------------------------------------------------
-    def postprocess(self, texts: list[str], logits: list[np.ndarray], encodings: list[dict],
-                    meta: dict[str, Any], **options) -> list[dict]:
+    def postprocess(
+        self, texts: list[str], logits: list[np.ndarray], encodings: list[dict], meta: dict[str, Any], **options
+    ) -> list[dict]:
         """Turn per-text logits into answers (label, spans, verdict)."""
         raise NotImplementedError
 
@@ -110,8 +111,9 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} is not served")
 
 
-def batched_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
-                   return_offsets: bool = False) -> tuple[list[np.ndarray], list[dict]]:
+def batched_logits(
+    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32, return_offsets: bool = False
+) -> tuple[list[np.ndarray], list[dict]]:
     """Logits per text (unpadded), batching texts of similar length together, in the input order."""
     device = next(model.parameters()).device
     model.eval()
@@ -153,16 +155,23 @@ def _stitch(windows: list[tuple[np.ndarray, list, list, list]]) -> tuple[np.ndar
     body: list[tuple] = []
     for tokens in as_tokens:
         real = [t for t in tokens if t[1] is not None]
-        overlap = _overlap([(t[1], t[3]) for t in body[-len(real):]], [(t[1], t[3]) for t in real])
-        body = body[:len(body) - overlap + overlap // 2] + real[overlap // 2:]
+        overlap = _overlap([(t[1], t[3]) for t in body[-len(real) :]], [(t[1], t[3]) for t in real])
+        body = body[: len(body) - overlap + overlap // 2] + real[overlap // 2 :]
     lead = list(takewhile(lambda t: t[1] is None, as_tokens[0]))
     trail = list(takewhile(lambda t: t[1] is None, reversed(as_tokens[-1])))[::-1]
     joined = lead + body + trail
     return np.stack([t[0] for t in joined]), [t[1] for t in joined], [t[2] for t in joined]
 
 
-def run_batches(forward, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
-                return_offsets: bool = False, tensors: str = "pt") -> tuple[list[np.ndarray], list[dict]]:
+def run_batches(
+    forward,
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    batch_size: int = 32,
+    return_offsets: bool = False,
+    tensors: str = "pt",
+) -> tuple[list[np.ndarray], list[dict]]:
     """Tokenize, batch and unpad around any ``forward(encoding) -> logits array`` (PyTorch, ONNX Runtime).
 
     One function for every runtime, so the runtimes see identical batches and verify compares like with like.
@@ -174,10 +183,17 @@ def run_batches(forward, tokenizer, texts: list[str], max_length: int, batch_siz
     logits: list[Any] = [None] * len(texts)
     encodings: list[Any] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         windowed = {"return_overflowing_tokens": True, "stride": window_stride(max_length)} if return_offsets else {}
-        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                        return_tensors=tensors, return_offsets_mapping=return_offsets, **windowed)
+        enc = tokenizer(
+            [texts[i] for i in idx],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors=tensors,
+            return_offsets_mapping=return_offsets,
+            **windowed,
+        )
         offsets = enc.pop("offset_mapping", None)
         owner = enc.pop("overflow_to_sample_mapping", None)
         out = np.asarray(forward(enc))
@@ -186,15 +202,24 @@ def run_batches(forward, tokenizer, texts: list[str], max_length: int, batch_siz
             owner = list(range(len(idx))) if owner is None else [int(o) for o in owner]
             pieces: dict[int, list] = {}
             for row, text_row in enumerate(owner):
-                pieces.setdefault(text_row, []).append((
-                    out[row][mask[row]], [w for w, m in zip(enc.word_ids(row), mask[row]) if m],
-                    np.asarray(offsets[row])[mask[row]].tolist() if offsets is not None
-                    else [None] * int(mask[row].sum()), np.asarray(enc["input_ids"][row])[mask[row]].tolist()))
+                pieces.setdefault(text_row, []).append(
+                    (
+                        out[row][mask[row]],
+                        [w for w, m in zip(enc.word_ids(row), mask[row]) if m],
+                        np.asarray(offsets[row])[mask[row]].tolist()
+                        if offsets is not None
+                        else [None] * int(mask[row].sum()),
+                        np.asarray(enc["input_ids"][row])[mask[row]].tolist(),
+                    )
+                )
             for text_row, i in enumerate(idx):
                 rows, word_ids, offs = _stitch(pieces[text_row])
                 logits[i] = rows
-                encodings[i] = {"word_ids": word_ids, "offsets": offs if offsets is not None else None,
-                                "windows": len(pieces[text_row])}
+                encodings[i] = {
+                    "word_ids": word_ids,
+                    "offsets": offs if offsets is not None else None,
+                    "windows": len(pieces[text_row]),
+                }
         else:
             for row, i in enumerate(idx):
                 logits[i] = out[row]

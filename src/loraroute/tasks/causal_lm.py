@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # Parsing lives in causal_parsing; re-exported here so callers have one import for causal-LM plumbing.
 from loraroute.tasks.causal_parsing import (  # noqa: F401
@@ -51,8 +52,9 @@ def template_accepts(tokenizer, variable: str) -> bool:
     return variable in (_template_variables(tokenizer) or set())
 
 
-def format_chat(tokenizer, system: str | None, user: str, assistant: str | None = None,
-                enable_thinking: bool = False) -> tuple[str, str | None]:
+def format_chat(
+    tokenizer, system: str | None, user: str, assistant: str | None = None, enable_thinking: bool = False
+) -> tuple[str, str | None]:
     """Render ``(prompt_text, full_text)`` with the tokenizer's chat template.
 
     ``prompt_text`` ends with the generation prompt (``add_generation_prompt``);
@@ -71,11 +73,14 @@ def format_chat(tokenizer, system: str | None, user: str, assistant: str | None 
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
     if assistant is None:
         return prompt, None
-    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": assistant}],
-                                         tokenize=False, add_generation_prompt=False, **extra)
+    full = tokenizer.apply_chat_template(
+        messages + [{"role": "assistant", "content": assistant}], tokenize=False, add_generation_prompt=False, **extra
+    )
     if not full.startswith(prompt):
-        raise ValueError("chat template output is not prefix-stable: the rendered conversation does not "
-                         f"start with the generation prompt\nprompt={prompt!r}\nfull={full!r}")
+        raise ValueError(
+            "chat template output is not prefix-stable: the rendered conversation does not "
+            f"start with the generation prompt\nprompt={prompt!r}\nfull={full!r}"
+        )
     return prompt, full
 
 
@@ -111,11 +116,12 @@ def tokenize_completion(tokenizer, prompt_text: str, completion_text: str, max_l
     if eos is not None and (not completion_ids or completion_ids[-1] not in specials | {eos}):
         completion_ids.append(eos)
     if len(completion_ids) > max_length:
-        raise ValueError(f"completion alone has {len(completion_ids)} tokens > max_length={max_length}; "
-                         "refusing to cut the answer")
+        raise ValueError(
+            f"completion alone has {len(completion_ids)} tokens > max_length={max_length}; refusing to cut the answer"
+        )
     room = max_length - len(completion_ids)
     if len(prompt_ids) > room:
-        prompt_ids = prompt_ids[len(prompt_ids) - room:] if room > 0 else []
+        prompt_ids = prompt_ids[len(prompt_ids) - room :] if room > 0 else []
     input_ids = prompt_ids + completion_ids
     return {
         "input_ids": input_ids,
@@ -177,8 +183,9 @@ class CompletionCollator:
 # --------------------------------------------------------------------------- generation
 
 
-def generate_batched(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 8,
-                     add_special_tokens: bool = False) -> list[str]:
+def generate_batched(
+    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 8, add_special_tokens: bool = False
+) -> list[str]:
     """Greedy generation for already-formatted *prompts*; returns the completions only.
 
     Prompts are left-padded (the tokenizer's ``padding_side`` is restored
@@ -205,14 +212,20 @@ def generate_batched(model, tokenizer, prompts: Sequence[str], max_new_tokens: i
         order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
         out: list[str | None] = [None] * len(prompts)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                            add_special_tokens=add_special_tokens).to(device)
+            idx = order[start : start + batch_size]
+            enc = tokenizer(
+                [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
+            ).to(device)
             with torch.no_grad():
-                gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                     max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                     pad_token_id=pad_id)
-            new = gen[:, enc["input_ids"].shape[1]:]
+                gen = model.generate(
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=pad_id,
+                )
+            new = gen[:, enc["input_ids"].shape[1] :]
             for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True)):
                 out[i] = text.strip()
         return out  # type: ignore[return-value]
@@ -236,15 +249,18 @@ def format_mc_question(question: str, options: Sequence[str], cot: bool = True) 
     lines = [f"Question: {question.strip()}", "Options:"]
     lines += [f"{MC_LETTERS[i]}) {str(opt).strip()}" for i, opt in enumerate(options)]
     if cot:
-        instruction = ('Think step by step, then finish with "The answer is (X)" '
-                       "where X is the letter of the correct option.")
+        instruction = (
+            'Think step by step, then finish with "The answer is (X)" where X is the letter of the correct option.'
+        )
     else:
         instruction = 'Reply with "The answer is (X)" where X is the letter of the correct option.'
     return "\n".join(lines) + "\n\n" + instruction
 
 
-_TRAILING_ANSWER = re.compile(r"(?is)\s*(?:so|therefore|thus|hence)?,?\s*the\s+(?:correct\s+)?answer\s+is\s*"
-                              r"\(?([A-J])\)?\s*\.?\s*$")
+_TRAILING_ANSWER = re.compile(
+    r"(?is)\s*(?:so|therefore|thus|hence)?,?\s*the\s+(?:correct\s+)?answer\s+is\s*"
+    r"\(?([A-J])\)?\s*\.?\s*$"
+)
 _MMLU_PRO_COT_PREFIX = re.compile(r"^\s*(?:A|Answer):\s+(?=Let['’]s think)", re.I)
 
 

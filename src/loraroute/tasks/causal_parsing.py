@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 MC_LETTERS = "ABCDEFGHIJ"  # MMLU-Pro has up to 10 options
 
@@ -68,13 +68,17 @@ def _norm_option(text: str) -> str:
     return text.strip(" .;:!,\"'")
 
 
-_ANSWER_PHRASE = (r"(?i:\b(?:final\s+answer|correct\s+answer|best\s+answer|answer|correct\s+(?:option|choice))\b)"
-                  r"(?i:\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be)(?:\s+(?:therefore|thus|clearly))?"
-                  r"\s*[:=\-–]?|\s*[:=])")
+_ANSWER_PHRASE = (
+    r"(?i:\b(?:final\s+answer|correct\s+answer|best\s+answer|answer|correct\s+(?:option|choice))\b)"
+    r"(?i:\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be)(?:\s+(?:therefore|thus|clearly))?"
+    r"\s*[:=\-–]?|\s*[:=])"
+)
 _ANSWER_STMT = re.compile(_ANSWER_PHRASE)
-_LETTER_AFTER = re.compile(r"\s*(?i:(?:option|choice|letter)\s*)?"
-                           r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![A-Za-z0-9'’])"
-                           r"|([a-j])(?=\s*[.)]?[ \t]*(?:\n|$)))")  # lower-case only when it ends the line
+_LETTER_AFTER = re.compile(
+    r"\s*(?i:(?:option|choice|letter)\s*)?"
+    r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![A-Za-z0-9'’])"
+    r"|([a-j])(?=\s*[.)]?[ \t]*(?:\n|$)))"
+)  # lower-case only when it ends the line
 _MORE_LETTERS = re.compile(r"^[)\].]?\s*(?i:or|and|/|,|&)\s*(?i:option\s*)?\(?([A-Ja-j])\)?(?![A-Za-z0-9])")
 _ENGLISH_AFTER_AI = re.compile(r"\s+[a-z]")
 _CONNECTIVES = re.compile(r"\s+(?:because|since|as|which|for|with|given|due|—)\b")
@@ -132,11 +136,11 @@ def extract_choice(text: str, options: Sequence[str]) -> str | None:
     # 1. last answer statement
     stmts = list(_ANSWER_STMT.finditer(plain))
     if stmts:
-        rest = plain[stmts[-1].end():]
+        rest = plain[stmts[-1].end() :]
         m = _LETTER_AFTER.match(rest)
         if m:
             letter = m.group(1) or m.group(2) or m.group(3) or m.group(4)
-            after = rest[m.end():]
+            after = rest[m.end() :]
             if m.group(3) and letter in "AI" and _ENGLISH_AFTER_AI.match(after) and not _CONNECTIVES.match(after):
                 return None  # "the answer is A lot more ..." is English, not a letter
             more = _MORE_LETTERS.match(after)

@@ -29,7 +29,9 @@ class CausalConfig(TrainConfig):
         "Base causal LM: an alias (smollm2 = embedded SmolLM2-135M-Instruct, qwen3-0.6b), a hub id or a local "
         "directory of any Llama/Qwen2/Qwen3/Mistral-family model. The hub default upstream uses is Qwen/Qwen3-0.6B.",
     )
-    max_length: int = option(384, "Maximum tokens per prompt + answer; prompts lose tokens from the left, answers never.")
+    max_length: int = option(
+        384, "Maximum tokens per prompt + answer; prompts lose tokens from the left, answers never."
+    )
     epochs: float = option(1.0, "Training epochs.")
     batch_size: int = option(8, "Examples per device per step.")
     learning_rate: float = option(5e-4, "Peak learning rate of the LoRA matrices.")
@@ -55,7 +57,7 @@ class CausalLMTask(Task):
     kind = "causal"
     config_class = CausalConfig
     save_merged = False
-    selection_metric = "loss"          # train.py passes no compute_metrics for "loss": Trainer's eval_loss decides
+    selection_metric = "loss"  # train.py passes no compute_metrics for "loss": Trainer's eval_loss decides
     selection_greater_is_better = False
     headline_metric = "accuracy"
     default_max_new_tokens = 16
@@ -84,7 +86,7 @@ class CausalLMTask(Task):
                 raise DataError(f"{record.get('_where', record.get('source', 'record'))}: no answer to train on")
             prompt, full = format_chat(tokenizer, system, user, target, enable_thinking=False)
             try:
-                feat = tokenize_completion(tokenizer, prompt, full[len(prompt):], cfg.max_length)
+                feat = tokenize_completion(tokenizer, prompt, full[len(prompt) :], cfg.max_length)
             except ValueError:
                 dropped += 1  # the answer alone exceeds max_length; cutting it would teach a truncated answer
                 continue
@@ -92,8 +94,9 @@ class CausalLMTask(Task):
                 features[key].append(feat[key])
             features["length"].append(len(feat["input_ids"]))
         if dropped:
-            log.warning("%d of %d examples dropped: answer longer than max_length=%d", dropped, len(records),
-                        cfg.max_length)
+            log.warning(
+                "%d of %d examples dropped: answer longer than max_length=%d", dropped, len(records), cfg.max_length
+            )
         if not features["input_ids"]:
             raise DataError(f"no example fits max_length={cfg.max_length}")
         return datasets.Dataset.from_dict(features)
@@ -107,12 +110,18 @@ class CausalLMTask(Task):
     # --- answers ----------------------------------------------------------------------------------------------
     def generate(self, model, tokenizer, records: list[dict], cfg: TrainConfig) -> list[str]:
         prompts = [self.prompt(tokenizer, r, cfg) for r in records]
-        return generate_batched(model, tokenizer, prompts, self.max_new_tokens(cfg),
-                                batch_size=getattr(cfg, "generation_batch_size", 16))
+        return generate_batched(
+            model, tokenizer, prompts, self.max_new_tokens(cfg), batch_size=getattr(cfg, "generation_batch_size", 16)
+        )
 
     def predict(self, predictor, texts: list[str], **options) -> list[dict]:
-        cfg = self.config_class(**{k: v for k, v in predictor.meta.get("task_settings", {}).get("config", {}).items()
-                                   if k in self.config_class.__dataclass_fields__})
+        cfg = self.config_class(
+            **{
+                k: v
+                for k, v in predictor.meta.get("task_settings", {}).get("config", {}).items()
+                if k in self.config_class.__dataclass_fields__
+            }
+        )
         records = [self.record_from_text(text, predictor.meta) for text in texts]
         outputs = self.generate(predictor.model, predictor.tokenizer, records, cfg)
         return [self.answer(output, record, predictor.meta) for output, record in zip(outputs, records)]

@@ -88,13 +88,16 @@ class GenerativeIntentTask(CausalLMTask):
     def label_files(self, labels: list[str]) -> dict[str, dict]:
         files = super().label_files(labels)
         files["label_mapping.json"]["instruction_template"] = INSTRUCTION_TEMPLATE.replace(
-            "{categories}", ", ".join(labels))
+            "{categories}", ", ".join(labels)
+        )
         return files
 
     def extra_metadata(self, cfg: TrainConfig) -> dict[str, Any]:
-        return {"instruction_template": INSTRUCTION_TEMPLATE, "enable_thinking": False,
-                "config": {"max_new_tokens": self.max_new_tokens(cfg),
-                           "generation_batch_size": cfg.generation_batch_size}}
+        return {
+            "instruction_template": INSTRUCTION_TEMPLATE,
+            "enable_thinking": False,
+            "config": {"max_new_tokens": self.max_new_tokens(cfg), "generation_batch_size": cfg.generation_batch_size},
+        }
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
@@ -103,35 +106,51 @@ class GenerativeIntentTask(CausalLMTask):
         outputs = self.generate(predictor.model, predictor.tokenizer, records, cfg)
         predicted = [parse_category(o, labels) for o in outputs]
         test = category_report([r["label"] for r in records], predicted, labels)
-        report = {"task": self.name, "split_sizes": splits.sizes(), "data_notes": splits.notes,
-                  "generation": {"max_new_tokens": self.max_new_tokens(cfg), "greedy": True},
-                  "test": test,
-                  "examples": [{"text": r["text"][:200], "label": r["label"], "output": o, "parsed": p}
-                               for r, o, p in list(zip(records, outputs, predicted))[:20]]}
-        plot_confusion(test["confusion_matrix"], labels, Path(out_dir) / "confusion_matrix.png",
-                       f"{self.name}: test confusion matrix (parsed answers)")
+        report = {
+            "task": self.name,
+            "split_sizes": splits.sizes(),
+            "data_notes": splits.notes,
+            "generation": {"max_new_tokens": self.max_new_tokens(cfg), "greedy": True},
+            "test": test,
+            "examples": [
+                {"text": r["text"][:200], "label": r["label"], "output": o, "parsed": p}
+                for r, o, p in list(zip(records, outputs, predicted))[:20]
+            ],
+        }
+        plot_confusion(
+            test["confusion_matrix"],
+            labels,
+            Path(out_dir) / "confusion_matrix.png",
+            f"{self.name}: test confusion matrix (parsed answers)",
+        )
         write_report(out_dir, report, self.report_markdown(report))
         return report
 
     def summary(self, report: dict) -> str:
         """What ``loraroute train`` prints: accuracy with the unparsed count."""
         test = report["test"]
-        return (f"{test['num_examples']} held-out questions: accuracy {test['accuracy']:.4f}, "
-                f"unparsed {test['unparsed']} (accuracy on parsed answers {test['accuracy_on_parsed']:.4f})")
+        return (
+            f"{test['num_examples']} held-out questions: accuracy {test['accuracy']:.4f}, "
+            f"unparsed {test['unparsed']} (accuracy on parsed answers {test['accuracy_on_parsed']:.4f})"
+        )
 
     def report_markdown(self, report: dict) -> str:
         test = report["test"]
         rows = [[label, m["support"], m["recall"], m["precision"], m["f1"]] for label, m in test["per_class"].items()]
-        return "\n\n".join([
-            f"# {self.name} evaluation",
-            f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
-            "Answers are generated greedily and parsed; an answer naming no category is *unparsed* and counts as "
-            "wrong.",
-            "## Test split\n\n" + summary_table({k: test[k] for k in ("num_examples", "accuracy", "macro_f1",
-                                                                     "unparsed", "unparsed_rate")}),
-            "## Per category\n\n" + markdown_table(["category", "support", "recall", "precision", "f1"], rows),
-            "![confusion matrix](confusion_matrix.png)",
-        ])
+        return "\n\n".join(
+            [
+                f"# {self.name} evaluation",
+                f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
+                "Answers are generated greedily and parsed; an answer naming no category is *unparsed* and counts as "
+                "wrong.",
+                "## Test split\n\n"
+                + summary_table(
+                    {k: test[k] for k in ("num_examples", "accuracy", "macro_f1", "unparsed", "unparsed_rate")}
+                ),
+                "## Per category\n\n" + markdown_table(["category", "support", "recall", "precision", "f1"], rows),
+                "![confusion matrix](confusion_matrix.png)",
+            ]
+        )
 
     # --- answers ------------------------------------------------------------------------------------------------
     def record_from_text(self, text: str, meta: dict[str, Any]) -> dict:
@@ -156,14 +175,21 @@ def category_report(truth: list[str], predicted: list[str | None], labels: list[
     matrix = np.zeros((len(labels), len(labels)), dtype=int)
     np.add.at(matrix, (y[parsed], p[parsed]), 1)
     return {
-        "num_examples": int(len(y)),
+        "num_examples": len(y),
         "accuracy": float((y == p).mean()) if len(y) else 0.0,
         "macro_f1": float(f1_score(y, p, labels=ids, average="macro", zero_division=0)),
         "unparsed": unparsed,
         "unparsed_rate": float(unparsed / len(y)) if len(y) else 0.0,
         "accuracy_on_parsed": float((y[parsed] == p[parsed]).mean()) if parsed.any() else 0.0,
-        "per_class": {labels[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                                  "support": int(support[i])} for i in ids},
+        "per_class": {
+            labels[i]: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i in ids
+        },
         "labels": list(labels),
         "confusion_matrix": matrix.tolist(),
     }

@@ -27,17 +27,25 @@ TYPO_RATE = 0.1  # about one typo per ten-word prompt
 @dataclass
 class IntentConfig(TrainConfig):
     max_length: int = option(
-        64, "Maximum tokens per prompt. 64 for intent: the domain shows in a prompt's opening words, and MMLU "
-        "questions past 64 tokens (25%) are long law and ethics scenarios that truncation does not confuse.")
+        64,
+        "Maximum tokens per prompt. 64 for intent: the domain shows in a prompt's opening words, and MMLU "
+        "questions past 64 tokens (25%) are long law and ethics scenarios that truncation does not confuse.",
+    )
     mapping: str = option(
-        "router", "MMLU subject -> category table: 'mmlu' is MMLU's own grouping; 'router' moves the subjects whose "
-        "MMLU grouping disagrees with what users mean (see data/mmlu.py ROUTER_OVERRIDES).", choices=("router", "mmlu"))
+        "router",
+        "MMLU subject -> category table: 'mmlu' is MMLU's own grouping; 'router' moves the subjects whose "
+        "MMLU grouping disagrees with what users mean (see data/mmlu.py ROUTER_OVERRIDES).",
+        choices=("router", "mmlu"),
+    )
     request_prompts_per_class: int = option(
-        300, "Generated request-form prompts added per category to the offline training data (0 disables). "
-        "300 measured: natural-prompt accuracy 0.69 -> 0.86 with MMLU held-out accuracy unchanged.")
+        300,
+        "Generated request-form prompts added per category to the offline training data (0 disables). "
+        "300 measured: natural-prompt accuracy 0.69 -> 0.86 with MMLU held-out accuracy unchanged.",
+    )
     epochs: float = option(2.0, "Training epochs. 2 for intent: validation accuracy levels off by the second epoch.")
     fallback_threshold: float = option(
-        0.0, "Below this confidence, predict answers 'other' (stored in the model; 0 disables; upstream used 0.6).")
+        0.0, "Below this confidence, predict answers 'other' (stored in the model; 0 disables; upstream used 0.6)."
+    )
 
 
 class IntentTask(SequenceClassificationTask):
@@ -66,7 +74,8 @@ class IntentTask(SequenceClassificationTask):
             generated = generate_request_prompts(per_class, cfg.seed)
             # The natural set is test-only: generated prompts that near-duplicate it never reach training.
             generated, self.removed_near_duplicates = dedup_against(
-                generated, [r["text"] for r in load_natural_eval_set()])
+                generated, [r["text"] for r in load_natural_eval_set()]
+            )
             records += generated
         return records
 
@@ -83,21 +92,31 @@ class IntentTask(SequenceClassificationTask):
         if len(sources) > 1:  # MMLU and generated prompts are scored apart, so neither hides the other
             hits = probs.argmax(1) == y
             report["test_by_source"] = {
-                source: {"num_examples": int(sum(r.get("source", "") == source for r in splits.test)),
-                         "accuracy": float(np.mean([h for h, r in zip(hits, splits.test)
-                                                    if r.get("source", "") == source]))}
-                for source in sources}
+                source: {
+                    "num_examples": int(sum(r.get("source", "") == source for r in splits.test)),
+                    "accuracy": float(np.mean([h for h, r in zip(hits, splits.test) if r.get("source", "") == source])),
+                }
+                for source in sources
+            }
         if set(predictor.labels) == set(MMLU_PRO_CATEGORIES):
             natural = load_natural_eval_set()
             y_natural, probs_natural = self.scores(predictor, natural)
             report["natural"] = classification_report(y_natural, probs_natural, predictor.labels)
-            noisy = [{**r, "text": add_typos(r["text"], TYPO_RATE, random.Random(cfg.seed + i))}
-                     for i, r in enumerate(natural)]
+            noisy = [
+                {**r, "text": add_typos(r["text"], TYPO_RATE, random.Random(cfg.seed + i))}
+                for i, r in enumerate(natural)
+            ]
             y_noisy, probs_noisy = self.scores(predictor, noisy)
-            report["natural_typos"] = {"typo_rate": TYPO_RATE,
-                                       "accuracy": float((probs_noisy.argmax(1) == y_noisy).mean())}
-            plot_confusion(report["natural"]["confusion_matrix"], predictor.labels,
-                           out_dir / "confusion_matrix_natural.png", "intent: natural-prompt confusion matrix")
+            report["natural_typos"] = {
+                "typo_rate": TYPO_RATE,
+                "accuracy": float((probs_noisy.argmax(1) == y_noisy).mean()),
+            }
+            plot_confusion(
+                report["natural"]["confusion_matrix"],
+                predictor.labels,
+                out_dir / "confusion_matrix_natural.png",
+                "intent: natural-prompt confusion matrix",
+            )
             if getattr(self, "removed_near_duplicates", None) is not None:
                 report["data_notes"]["generated_near_duplicates_of_eval_removed"] = self.removed_near_duplicates
 
@@ -106,17 +125,29 @@ class IntentTask(SequenceClassificationTask):
         if "natural" not in report:
             return text
         nat = report["natural"]
-        return "\n\n".join([
-            text,
-            "## Test split by source\n\n" + summary_table(
-                {f"{k} accuracy (n={v['num_examples']})": v["accuracy"]
-                 for k, v in report.get("test_by_source", {}).items()}),
-            "## Natural-prompt set (hand-written requests, test-only)\n\n" + summary_table({
-                "num_examples": nat["num_examples"], "accuracy": nat["accuracy"], "macro_f1": nat["macro_f1"],
-                "accuracy_with_typos": report["natural_typos"]["accuracy"]}),
-            "### Per class\n\n" + per_class_table(nat),
-            "![natural confusion matrix](confusion_matrix_natural.png)",
-        ])
+        return "\n\n".join(
+            [
+                text,
+                "## Test split by source\n\n"
+                + summary_table(
+                    {
+                        f"{k} accuracy (n={v['num_examples']})": v["accuracy"]
+                        for k, v in report.get("test_by_source", {}).items()
+                    }
+                ),
+                "## Natural-prompt set (hand-written requests, test-only)\n\n"
+                + summary_table(
+                    {
+                        "num_examples": nat["num_examples"],
+                        "accuracy": nat["accuracy"],
+                        "macro_f1": nat["macro_f1"],
+                        "accuracy_with_typos": report["natural_typos"]["accuracy"],
+                    }
+                ),
+                "### Per class\n\n" + per_class_table(nat),
+                "![natural confusion matrix](confusion_matrix_natural.png)",
+            ]
+        )
 
     def postprocess(self, texts, logits, encodings, meta, threshold=None, **options):
         results = super().postprocess(texts, logits, encodings, meta, **options)
@@ -130,7 +161,6 @@ class IntentTask(SequenceClassificationTask):
                 result["label"] = fallback
         return results
 
-
     # --- served answers (see tasks/answers.py) ---------------------------------------------------------------
     def serve_raw(self, predictor, texts: list[str]) -> list[dict]:
         return predictor.predict(texts, return_probabilities=True)
@@ -143,8 +173,10 @@ class IntentTask(SequenceClassificationTask):
         out["low_confidence"] = low
         if options.include_explanation:
             top = sorted(raw["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            out["explanation"] = (", ".join(f"{k} {v:.2f}" for k, v in top) +
-                                  f"; {'below' if low else 'at or above'} threshold {threshold:.2f}")
+            out["explanation"] = (
+                ", ".join(f"{k} {v:.2f}" for k, v in top)
+                + f"; {'below' if low else 'at or above'} threshold {threshold:.2f}"
+            )
         return out
 
     def single_response(self, raw: dict, options: AnswerOptions, threshold: float, text: str) -> dict:

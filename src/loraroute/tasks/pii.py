@@ -22,12 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from loraroute.config import TrainConfig, option
 from loraroute.artifacts import THRESHOLDS, write_json
-from loraroute.data.pii import PRESIDIO_ENTITIES, balanced_sample, entity_counts, generate_presidio_records, \
-    replace_context_words, restrict_entities
-from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set
+from loraroute.config import TrainConfig, option
+from loraroute.data.pii import (
+    PRESIDIO_ENTITIES,
+    balanced_sample,
+    entity_counts,
+    generate_presidio_records,
+    replace_context_words,
+    restrict_entities,
+)
 from loraroute.data.pii_chat import chat_pii_records, lookalike_records
+from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set
 from loraroute.data.pii_sources import DATA_FORMATS, read_pii_records
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records
@@ -36,9 +42,17 @@ from loraroute.tasks.answers import AnswerOptions, category_statistics, utf8_off
 from loraroute.tasks.base import Task
 from loraroute.tasks.pii_metrics import entity_metrics, message_metrics
 from loraroute.tasks.pii_recognizers import apply_recognizers
-from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens, best_bio_path, bio_labels, \
-    constrained_label_ids, decode_spans, merge_chunk_pieces, merge_value_pieces, \
-    trim_trailing_punctuation
+from loraroute.tasks.pii_spans import (
+    IGNORE_INDEX,
+    align_spans_to_tokens,
+    best_bio_path,
+    bio_labels,
+    constrained_label_ids,
+    decode_spans,
+    merge_chunk_pieces,
+    merge_value_pieces,
+    trim_trailing_punctuation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,50 +71,73 @@ class PIIConfig(TrainConfig):
 
     task: str = option("pii", "Task to train.")
     n_samples: int = option(
-        12000, "Sentences the offline generator (presidio-evaluator templates) produces before balanced sampling.")
+        12000, "Sentences the offline generator (presidio-evaluator templates) produces before balanced sampling."
+    )
     # 3500 + 1200 + 1200 (below): natural-validation overlap F1 0.838, against 0.843 for 4000 + 1500 + 1500 and 0.85
     # for 6000 + 2000 + 2000, in 202 s of training on 2 cores (248 s; 376 s), so that `make demo` stays within its 15
     # minutes (15m44s with 4000 + 1500 + 1500).
     max_samples: int | None = option(
-        3500, "Keep at most this many generator records, chosen so entity types are as balanced as possible "
-              "(seeded).")
+        3500, "Keep at most this many generator records, chosen so entity types are as balanced as possible (seeded)."
+    )
     entities: list[str] | None = option(
-        None, "Restrict the label set to these entity types (default: the 17 Presidio types offline, else every "
-              "type in the data). Offline, only templates using just these types are generated; with --data, "
-              "spans of other types are dropped (their text becomes O).")
-    data_format: str = option("auto", "Format of --data: auto (.json = Presidio, .jsonl = generic, ai4privacy/* "
-                                      "hub id), presidio, jsonl or ai4privacy.", choices=DATA_FORMATS)
+        None,
+        "Restrict the label set to these entity types (default: the 17 Presidio types offline, else every "
+        "type in the data). Offline, only templates using just these types are generated; with --data, "
+        "spans of other types are dropped (their text becomes O).",
+    )
+    data_format: str = option(
+        "auto",
+        "Format of --data: auto (.json = Presidio, .jsonl = generic, ai4privacy/* "
+        "hub id), presidio, jsonl or ai4privacy.",
+        choices=DATA_FORMATS,
+    )
     language: str | None = option("en", "ai4privacy language to keep (None keeps all six).")
     # Measured (README, PII): validation micro-F1 0.719 / 0.729 / 0.766 at 0 / 0.3 / 0.6, and 0 -> 0.6 lifts the
     # unseen-template test from 0.64 to 0.83 (US_SSN 0 -> 0.91, ZIP_CODE 0.20 -> 0.87).
     max_length: int = option(
-        128, "Tokens per window: training examples are truncated to it; answers read a longer text in windows of "
-             "this size overlapping by a quarter, stitched into one sequence.")
+        128,
+        "Tokens per window: training examples are truncated to it; answers read a longer text in windows of "
+        "this size overlapping by a quarter, stitched into one sequence.",
+    )
     context_noise: float = option(
-        0.6, "Augmentation: in half of the training sentences, replace each word outside the entities with this "
-             "probability by a random non-entity word, so the model reads values, not template wording (0 = off).")
+        0.6,
+        "Augmentation: in half of the training sentences, replace each word outside the entities with this "
+        "probability by a random non-entity word, so the model reads values, not template wording (0 = off).",
+    )
     label_all_subwords: bool = option(
-        False, "Label every subword (B on the first, I on the rest) instead of the first subword of each word only.")
-    aggregation: str = option("mean", "Entity confidence from its tokens' probabilities: mean or min.",
-                              choices=("mean", "min"))
+        False, "Label every subword (B on the first, I on the rest) instead of the first subword of each word only."
+    )
+    aggregation: str = option(
+        "mean", "Entity confidence from its tokens' probabilities: mean or min.", choices=("mean", "min")
+    )
     decoding: str = option(
-        "viterbi", "Token labels to entities: viterbi = the most probable valid BIO sequence, with each "
-                   "whitespace-free chunk (an e-mail, URL or card number) kept as one entity, only addresses "
-                   "continuing over a line break, and trailing ,;:!? trimmed; argmax = each word on its own.",
-        choices=DECODINGS)
+        "viterbi",
+        "Token labels to entities: viterbi = the most probable valid BIO sequence, with each "
+        "whitespace-free chunk (an e-mail, URL or card number) kept as one entity, only addresses "
+        "continuing over a line break, and trailing ,;:!? trimmed; argmax = each word on its own.",
+        choices=DECODINGS,
+    )
     patterns: bool = option(
-        True, "Presidio's recognizers beside the model (tasks/pii_recognizers.py): checksum-valid cards, IBANs and "
-              "e-mails, and SSNs, licences and phone numbers after their cue words, beat the model's reading; the "
-              "eval report also scores the model alone.")
+        True,
+        "Presidio's recognizers beside the model (tasks/pii_recognizers.py): checksum-valid cards, IBANs and "
+        "e-mails, and SSNs, licences and phone numbers after their cue words, beat the model's reading; the "
+        "eval report also scores the model alone.",
+    )
     chat_samples: int = option(
-        1200, "Generated chat messages carrying PII in everyday requests (data/pii_chat.py), added to training and "
-              "validation when the data is the offline generator (0 = off).")
+        1200,
+        "Generated chat messages carrying PII in everyday requests (data/pii_chat.py), added to training and "
+        "validation when the data is the offline generator (0 = off).",
+    )
     lookalike_samples: int = option(
-        1200, "Generated messages full of look-alikes (order, tracking and serial numbers, ports, versions, public "
-              "figures) with every token O, added likewise (0 = off).")
+        1200,
+        "Generated messages full of look-alikes (order, tracking and serial numbers, ports, versions, public "
+        "figures) with every token O, added likewise (0 = off).",
+    )
     has_pii_recall: float = option(
-        0.95, "Calibration target: the stored has_pii gate (thresholds.json) is the highest at which has_pii recall "
-              "on the natural validation set is at least this.")
+        0.95,
+        "Calibration target: the stored has_pii gate (thresholds.json) is the highest at which has_pii recall "
+        "on the natural validation set is at least this.",
+    )
     # Measured (README, PII): 2e-3 with a 6% warmup left one run all-O (loss stuck at 1.6); 1e-3 with 10% warmup
     # trains every time. Validation F1 peaks by epoch 3-4; a fifth epoch did not help.
     epochs: float = option(3.0, "Training epochs (early stopping may end sooner).")
@@ -192,24 +229,37 @@ class PIITask(Task):
         pool = len(records)
         if cfg.max_samples and cfg.max_samples < pool:
             records = balanced_sample(records, cfg.max_samples, cfg.seed)
-        splits = split_records(records, cfg.val_size, cfg.test_size, cfg.seed, label_key=None,
-                               group_key="template_id", train_covers=entity_types)
+        splits = split_records(
+            records,
+            cfg.val_size,
+            cfg.test_size,
+            cfg.seed,
+            label_key=None,
+            group_key="template_id",
+            train_covers=entity_types,
+        )
         if cfg.context_noise:
             splits.train = replace_context_words(splits.train, cfg.context_noise, cfg.seed)
         chat = self.chat_records(cfg)
         if chat:
             # Chat traffic joins training and validation, never the test split: that stays the generator's
             # template-disjoint split, comparable across versions. Seeded order, one in ten to validation.
-            splits.train += chat[len(chat) // 10:]
-            splits.validation += chat[:len(chat) // 10]
+            splits.train += chat[len(chat) // 10 :]
+            splits.validation += chat[: len(chat) // 10]
         if not any(r["spans"] for r in splits.train):
             raise DataError(f"{cfg.data or 'offline data'}: no entity spans in the training split")
-        splits.notes.update({
-            "source": cfg.data or f"presidio-evaluator generator (n_samples={cfg.n_samples}, seed={cfg.seed})",
-            "pool": pool, "balanced_sample": len(records), "chat_records": len(chat),
-            "templates": {part: len({r["template_id"] for r in getattr(splits, part) if r["template_id"]})
-                          for part in ("train", "validation", "test")},
-        })
+        splits.notes.update(
+            {
+                "source": cfg.data or f"presidio-evaluator generator (n_samples={cfg.n_samples}, seed={cfg.seed})",
+                "pool": pool,
+                "balanced_sample": len(records),
+                "chat_records": len(chat),
+                "templates": {
+                    part: len({r["template_id"] for r in getattr(splits, part) if r["template_id"]})
+                    for part in ("train", "validation", "test")
+                },
+            }
+        )
         return splits
 
     def chat_records(self, cfg: PIIConfig) -> list[dict]:
@@ -234,22 +284,30 @@ class PIITask(Task):
     def encode(self, records, tokenizer, label2id, cfg):
         import datasets
 
-        enc = tokenizer([r["text"] for r in records], truncation=True, max_length=cfg.max_length,
-                        return_offsets_mapping=True)
+        enc = tokenizer(
+            [r["text"] for r in records], truncation=True, max_length=cfg.max_length, return_offsets_mapping=True
+        )
         rows = []
         for i, rec in enumerate(records):
             unknown = {sp["entity_type"] for sp in rec["spans"]} - {label[2:] for label in label2id}
             if unknown:
-                raise DataError(f"{rec.get('source', 'data')} record {i!r} ({rec['text'][:40]!r}): entity "
-                                f"type(s) {sorted(unknown)} are not in the label set")
-            rows.append(align_spans_to_tokens(enc["offset_mapping"][i], enc.word_ids(i), rec["spans"], label2id,
-                                              cfg.label_all_subwords))
-        return datasets.Dataset.from_dict({
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            "labels": rows,
-            "length": [len(ids) for ids in enc["input_ids"]],
-        })
+                raise DataError(
+                    f"{rec.get('source', 'data')} record {i!r} ({rec['text'][:40]!r}): entity "
+                    f"type(s) {sorted(unknown)} are not in the label set"
+                )
+            rows.append(
+                align_spans_to_tokens(
+                    enc["offset_mapping"][i], enc.word_ids(i), rec["spans"], label2id, cfg.label_all_subwords
+                )
+            )
+        return datasets.Dataset.from_dict(
+            {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                "labels": rows,
+                "length": [len(ids) for ids in enc["input_ids"]],
+            }
+        )
 
     def collator(self, tokenizer):
         from transformers import DataCollatorForTokenClassification
@@ -266,33 +324,56 @@ class PIITask(Task):
         gold, predicted = [], []
         for y, row, m in zip(label_ids, logits, mask):
             gold.append(bio_entities(y[m]))
-            predicted.append(bio_entities(np.array(best_bio_path(softmax(row[m].astype(np.float64)), names),
-                                                   dtype=int)))
+            predicted.append(
+                bio_entities(np.array(best_bio_path(softmax(row[m].astype(np.float64)), names), dtype=int))
+            )
         micro = entity_metrics(gold, predicted)["micro"]
-        return {"micro_f1": micro["f1"], "micro_precision": micro["precision"], "micro_recall": micro["recall"],
-                "token_accuracy": float((pred[mask] == label_ids[mask]).mean()) if mask.any() else 0.0}
+        return {
+            "micro_f1": micro["f1"],
+            "micro_precision": micro["precision"],
+            "micro_recall": micro["recall"],
+            "token_accuracy": float((pred[mask] == label_ids[mask]).mean()) if mask.any() else 0.0,
+        }
 
     def answers(self, predictor, texts: list[str]) -> tuple[list[list[dict]], list[list[dict]]]:
         """Every entity of each text at any confidence (no threshold, no has_pii gate): (with the recognizers,
         the model alone)."""
         logits, encodings = predictor.logits(texts)
-        return tuple([a["entities"] for a in self.postprocess(texts, logits, encodings, predictor.meta,
-                                                              threshold=0.0, gate=False, patterns=patterns)]
-                     for patterns in (True, False))
+        return tuple(
+            [
+                a["entities"]
+                for a in self.postprocess(
+                    texts, logits, encodings, predictor.meta, threshold=0.0, gate=False, patterns=patterns
+                )
+            ]
+            for patterns in (True, False)
+        )
 
     @staticmethod
-    def span_scores(gold: list[list[dict]], predicted: list[list[dict]], threshold: float,
-                    gate: float | None = None) -> dict[str, Any]:
+    def span_scores(
+        gold: list[list[dict]], predicted: list[list[dict]], threshold: float, gate: float | None = None
+    ) -> dict[str, Any]:
         """Exact and overlap entity F1 (micro and per type) and per-message has_pii scores of the answers
         ``decide(predicted, threshold, gate)`` would give."""
         kept = [PIITask.decide(p, threshold, gate) for p in predicted]
         exact, overlap = entity_metrics(gold, kept), entity_metrics(gold, kept, match="overlap")
-        return {"exact_f1": exact["micro"]["f1"], "exact_precision": exact["micro"]["precision"],
-                "exact_recall": exact["micro"]["recall"], "overlap_f1": overlap["micro"]["f1"],
-                "overlap_precision": overlap["micro"]["precision"], "overlap_recall": overlap["micro"]["recall"],
-                "has_pii": message_metrics(gold, kept),
-                "per_type": {t: {"exact_f1": v["f1"], "overlap_f1": overlap["per_type"].get(t, {}).get("f1", 0.0),
-                                 "support": v["support"]} for t, v in exact["per_type"].items()}}
+        return {
+            "exact_f1": exact["micro"]["f1"],
+            "exact_precision": exact["micro"]["precision"],
+            "exact_recall": exact["micro"]["recall"],
+            "overlap_f1": overlap["micro"]["f1"],
+            "overlap_precision": overlap["micro"]["precision"],
+            "overlap_recall": overlap["micro"]["recall"],
+            "has_pii": message_metrics(gold, kept),
+            "per_type": {
+                t: {
+                    "exact_f1": v["f1"],
+                    "overlap_f1": overlap["per_type"].get(t, {}).get("f1", 0.0),
+                    "support": v["support"],
+                }
+                for t, v in exact["per_type"].items()
+            },
+        }
 
     def calibrate(self, gold: list[list[dict]], predicted: list[list[dict]], target_recall: float) -> dict[str, Any]:
         """Two thresholds from (gold, predicted) on the natural validation set:
@@ -318,15 +399,26 @@ class PIITask(Task):
         at = self.span_scores(gold, predicted, threshold, gate)
         recall = at["has_pii"]["recall"]
         if recall < target_recall:  # messages without any identifying entity: no gate reaches the target
-            log.warning("PII calibration: has_pii recall %.3f on the natural validation set is below the target %.3f "
-                        "at any gate", recall, target_recall)
-        return {"threshold": threshold, "has_pii_threshold": gate, "target_has_pii_recall": target_recall,
-                "target_reached": recall >= target_recall, "validation_has_pii_recall": recall,
-                "validation_false_alarm_rate": at["has_pii"]["false_alarm_rate"],
-                "validation_overlap_f1": at["overlap_f1"], "validation_exact_f1": at["exact_f1"],
-                "validation_messages": len(gold), "set": NATURAL_SETS["validation"],
-                "method": "has_pii_threshold: highest with natural-validation has_pii recall >= target; threshold: "
-                          "best natural-validation overlap F1 on a 0.05 grid up to it"}
+            log.warning(
+                "PII calibration: has_pii recall %.3f on the natural validation set is below the target %.3f "
+                "at any gate",
+                recall,
+                target_recall,
+            )
+        return {
+            "threshold": threshold,
+            "has_pii_threshold": gate,
+            "target_has_pii_recall": target_recall,
+            "target_reached": recall >= target_recall,
+            "validation_has_pii_recall": recall,
+            "validation_false_alarm_rate": at["has_pii"]["false_alarm_rate"],
+            "validation_overlap_f1": at["overlap_f1"],
+            "validation_exact_f1": at["exact_f1"],
+            "validation_messages": len(gold),
+            "set": NATURAL_SETS["validation"],
+            "method": "has_pii_threshold: highest with natural-validation has_pii recall >= target; threshold: "
+            "best natural-validation overlap F1 on a 0.05 grid up to it",
+        }
 
     def natural_sets(self, predictor) -> dict[str, list[dict]]:
         """Both hand-written natural sets, restricted to the model's entity types."""
@@ -342,27 +434,50 @@ class PIITask(Task):
         logits, encodings = predictor.logits(texts)
         answers = self.postprocess(texts, logits, encodings, predictor.meta, threshold=0.0)  # every tagged entity
         m = entity_metrics(gold, [a["entities"] for a in answers])
-        alone = entity_metrics(gold, [a["entities"] for a in self.postprocess(texts, logits, encodings,
-                                                                             predictor.meta, threshold=0.0,
-                                                                             patterns=False)])
+        alone = entity_metrics(
+            gold,
+            [
+                a["entities"]
+                for a in self.postprocess(texts, logits, encodings, predictor.meta, threshold=0.0, patterns=False)
+            ],
+        )
         settings = predictor.meta.get("task_settings", {})
         right = total = windowed = 0
         for row, enc, spans in zip(logits, encodings, gold):
-            y = np.array(align_spans_to_tokens(enc["offsets"], enc["word_ids"], spans, predictor.label2id,
-                                               settings.get("label_all_subwords", False)))
+            y = np.array(
+                align_spans_to_tokens(
+                    enc["offsets"],
+                    enc["word_ids"],
+                    spans,
+                    predictor.label2id,
+                    settings.get("label_all_subwords", False),
+                )
+            )
             keep = y != IGNORE_INDEX
             right += int((row.argmax(-1)[keep] == y[keep]).sum())
             total += int(keep.sum())
             windowed += enc.get("windows", 1) > 1
-        test = {"num_examples": len(texts), "num_entities": sum(map(len, gold)), "windowed_examples": windowed,
-                **{f"micro_{k}": m["micro"][k] for k in ("precision", "recall", "f1", "f2")},
-                **{f"macro_{k}": m["macro"][k] for k in ("precision", "recall", "f1", "f2")},
-                "token_accuracy": right / total if total else 0.0,
-                **{f"model_only_micro_{k}": alone["micro"][k] for k in ("precision", "recall", "f1")}}
-        report = {"task": self.name, "split_sizes": splits.sizes(), "data_notes": splits.notes, "test": test,
-                  "per_type": m["per_type"], "confusion": m["confusion"],
-                  "entity_counts": {part: dict(sorted(entity_counts(getattr(splits, part)).items()))
-                                    for part in ("train", "validation", "test")}}
+        test = {
+            "num_examples": len(texts),
+            "num_entities": sum(map(len, gold)),
+            "windowed_examples": windowed,
+            **{f"micro_{k}": m["micro"][k] for k in ("precision", "recall", "f1", "f2")},
+            **{f"macro_{k}": m["macro"][k] for k in ("precision", "recall", "f1", "f2")},
+            "token_accuracy": right / total if total else 0.0,
+            **{f"model_only_micro_{k}": alone["micro"][k] for k in ("precision", "recall", "f1")},
+        }
+        report = {
+            "task": self.name,
+            "split_sizes": splits.sizes(),
+            "data_notes": splits.notes,
+            "test": test,
+            "per_type": m["per_type"],
+            "confusion": m["confusion"],
+            "entity_counts": {
+                part: dict(sorted(entity_counts(getattr(splits, part)).items()))
+                for part in ("train", "validation", "test")
+            },
+        }
         natural = {}
         for part, records in self.natural_sets(predictor).items():
             texts = [r["text"] for r in records]
@@ -375,30 +490,38 @@ class PIITask(Task):
             at = (thresholds["threshold"], thresholds["has_pii_threshold"])
             report[f"natural_{part}"] = self.span_scores(g, with_recognizers, *at)
             report[f"natural_{part}"]["model_only"] = {
-                k: v for k, v in self.span_scores(g, model_only, *at).items() if k != "per_type"}
+                k: v for k, v in self.span_scores(g, model_only, *at).items() if k != "per_type"
+            }
         labels, matrix = confusion_matrix_with_none(m["confusion"])
         if labels != ["(none)"]:
-            plot_confusion(matrix, labels, out_dir / "confusion_matrix.png",
-                           f"{self.name}: test entities (overlap), gold x predicted")
+            plot_confusion(
+                matrix,
+                labels,
+                out_dir / "confusion_matrix.png",
+                f"{self.name}: test entities (overlap), gold x predicted",
+            )
         write_report(out_dir, report, self.report_markdown(report, labels, matrix))
         return report
 
     def report_markdown(self, report: dict, labels: list[str], matrix: list[list[int]]) -> str:
-        per_type = [[t, v["precision"], v["recall"], v["f1"], v["f2"], v["support"]]
-                    for t, v in report["per_type"].items()]
-        return "\n\n".join([
-            f"# {self.name} evaluation",
-            f"Splits: {report['split_sizes']} (test: template-disjoint generator sentences); notes: "
-            f"{report['data_notes']}",
-            *self.natural_markdown(report),
-            "## Test split (entity level: exact type and character boundaries; every entity, no threshold)\n\n"
-            + summary_table(report["test"]),
-            "## Per entity type\n\n" + markdown_table(["type", "precision", "recall", "f1", "f2", "support"],
-                                                      per_type),
-            "## Confusion (gold rows x predicted columns; overlapping spans, (none) = missed / spurious)\n\n"
-            + markdown_table(["gold \\ predicted", *labels], [[g, *row] for g, row in zip(labels, matrix)]),
-            "![confusion matrix](confusion_matrix.png)" if labels != ["(none)"] else "",
-        ])
+        per_type = [
+            [t, v["precision"], v["recall"], v["f1"], v["f2"], v["support"]] for t, v in report["per_type"].items()
+        ]
+        return "\n\n".join(
+            [
+                f"# {self.name} evaluation",
+                f"Splits: {report['split_sizes']} (test: template-disjoint generator sentences); notes: "
+                f"{report['data_notes']}",
+                *self.natural_markdown(report),
+                "## Test split (entity level: exact type and character boundaries; every entity, no threshold)\n\n"
+                + summary_table(report["test"]),
+                "## Per entity type\n\n"
+                + markdown_table(["type", "precision", "recall", "f1", "f2", "support"], per_type),
+                "## Confusion (gold rows x predicted columns; overlapping spans, (none) = missed / spurious)\n\n"
+                + markdown_table(["gold \\ predicted", *labels], [[g, *row] for g, row in zip(labels, matrix)]),
+                "![confusion matrix](confusion_matrix.png)" if labels != ["(none)"] else "",
+            ]
+        )
 
     def summary(self, report: dict) -> str:
         """What `loraroute train pii` prints after the test split: the natural chat-message sets."""
@@ -412,11 +535,18 @@ class PIITask(Task):
         t = report["threshold"]
         parts = [(p, report[f"natural_{p}"]) for p in NATURAL_SETS if f"natural_{p}" in report]
         rows = []
-        for name, key in (("overlap F1", "overlap_f1"), ("exact F1", "exact_f1"),
-                          ("overlap precision", "overlap_precision"), ("overlap recall", "overlap_recall")):
+        for name, key in (
+            ("overlap F1", "overlap_f1"),
+            ("exact F1", "exact_f1"),
+            ("overlap precision", "overlap_precision"),
+            ("overlap recall", "overlap_recall"),
+        ):
             rows.append([name] + [v for _, r in parts for v in (r[key], r["model_only"][key])])
-        for name, key in (("has_pii precision", "precision"), ("has_pii recall", "recall"),
-                          ("no-PII false-alarm rate", "false_alarm_rate")):
+        for name, key in (
+            ("has_pii precision", "precision"),
+            ("has_pii recall", "recall"),
+            ("no-PII false-alarm rate", "false_alarm_rate"),
+        ):
             rows.append([name] + [v for _, r in parts for v in (r["has_pii"][key], r["model_only"]["has_pii"][key])])
         head = ["metric"] + [f"{p} {w}" for p, _ in parts for w in ("(answers)", "(model alone)")]
         test = report["natural_test"]
@@ -433,9 +563,19 @@ class PIITask(Task):
         ]
 
     # --- answers -----------------------------------------------------------------------------------------
-    def postprocess(self, texts, logits, encodings, meta, threshold: float | None = None,
-                    aggregation: str | None = None, decoding: str | None = None, patterns: bool | None = None,
-                    gate: bool = True, **options):
+    def postprocess(
+        self,
+        texts,
+        logits,
+        encodings,
+        meta,
+        threshold: float | None = None,
+        aggregation: str | None = None,
+        decoding: str | None = None,
+        patterns: bool | None = None,
+        gate: bool = True,
+        **options,
+    ):
         """``{"has_pii", "entities": [{"entity_type", "start", "end", "text", "confidence"}]}`` per text.
 
         A model with a calibrated ``thresholds.json`` first *gates* each message: one whose strongest entity is
@@ -463,15 +603,17 @@ class PIITask(Task):
             probs = softmax(np.asarray(row, dtype=np.float64))
             all_subwords = settings.get("label_all_subwords", False)
             if decoding == "argmax":
-                entities = decode_spans(text, enc["offsets"], enc["word_ids"], probs.argmax(-1), probs, id2label,
-                                        aggregation, all_subwords)
+                entities = decode_spans(
+                    text, enc["offsets"], enc["word_ids"], probs.argmax(-1), probs, id2label, aggregation, all_subwords
+                )
             else:
-                pred = constrained_label_ids(text, enc["offsets"], enc["word_ids"], probs, meta["labels"],
-                                             all_subwords)
-                entities = decode_spans(text, enc["offsets"], enc["word_ids"], pred, probs, id2label, aggregation,
-                                        all_subwords)
+                pred = constrained_label_ids(text, enc["offsets"], enc["word_ids"], probs, meta["labels"], all_subwords)
+                entities = decode_spans(
+                    text, enc["offsets"], enc["word_ids"], pred, probs, id2label, aggregation, all_subwords
+                )
                 entities = merge_value_pieces(
-                    text, trim_trailing_punctuation(text, merge_chunk_pieces(text, entities, aggregation)))
+                    text, trim_trailing_punctuation(text, merge_chunk_pieces(text, entities, aggregation))
+                )
             if patterns:
                 entities = apply_recognizers(text, entities, types)
             entities = self.decide(entities, threshold, has_pii_threshold)
@@ -502,8 +644,12 @@ class PIITask(Task):
         """Entities at or above ``threshold`` (None keeps all), of ``types`` when given (case-insensitive, as
         upstream's ``entity_types`` option)."""
         wanted = {t.upper() for t in types}
-        return [e for e in entities if (threshold is None or e["confidence"] >= threshold)
-                and (not wanted or e["entity_type"].upper() in wanted)]
+        return [
+            e
+            for e in entities
+            if (threshold is None or e["confidence"] >= threshold)
+            and (not wanted or e["entity_type"].upper() in wanted)
+        ]
 
     # --- served answers (see tasks/answers.py) ---------------------------------------------------------------
     def serve_raw(self, predictor, texts: list[str]) -> list[dict]:
@@ -518,12 +664,19 @@ class PIITask(Task):
             category, confidence = kept[0]["entity_type"], kept[0]["confidence"]
         else:
             category, confidence = "no_pii", 1.0 - max((e["confidence"] for e in raw["entities"]), default=0.0)
-        out = {"category": category, "confidence": confidence, "has_pii": bool(kept), "entities": kept,
-               "dropped_below_threshold": len(self.keep(raw["entities"], None, options.entity_types)) - len(kept)}
+        out = {
+            "category": category,
+            "confidence": confidence,
+            "has_pii": bool(kept),
+            "entities": kept,
+            "dropped_below_threshold": len(self.keep(raw["entities"], None, options.entity_types)) - len(kept),
+        }
         if options.include_explanation:
             found = ", ".join(f"{e['entity_type']} {e['text']!r} ({e['confidence']:.2f})" for e in kept)
-            out["explanation"] = (f"{len(kept)} entit{'y' if len(kept) == 1 else 'ies'} at confidence >= "
-                                  f"{threshold:.2f}" + (f": {found}" if found else ""))
+            out["explanation"] = (
+                f"{len(kept)} entit{'y' if len(kept) == 1 else 'ies'} at confidence >= "
+                f"{threshold:.2f}" + (f": {found}" if found else "")
+            )
         return out
 
     def single_response(self, raw: dict, options: AnswerOptions, threshold: float, text: str) -> dict:
@@ -539,20 +692,29 @@ class PIITask(Task):
                 placeholders[key] = f"[{e['entity_type']}_{n}]"
         entities = []
         for e in kept:
-            entity = {"type": e["entity_type"], "value": e["text"] if options.reveal_entity_text else "[DETECTED]",
-                      "confidence": e["confidence"], "start_position": utf8_offset(text, e["start"]),
-                      "end_position": utf8_offset(text, e["end"]), "entity_type": e["entity_type"],
-                      "start": e["start"], "end": e["end"]}
+            entity = {
+                "type": e["entity_type"],
+                "value": e["text"] if options.reveal_entity_text else "[DETECTED]",
+                "confidence": e["confidence"],
+                "start_position": utf8_offset(text, e["start"]),
+                "end_position": utf8_offset(text, e["end"]),
+                "entity_type": e["entity_type"],
+                "start": e["start"],
+                "end": e["end"],
+            }
             if options.mask_entities:
                 entity["masked_value"] = placeholders[(e["entity_type"], e["text"])]
             entities.append(entity)
-        out = {"has_pii": bool(kept), "entities": entities,
-               "security_recommendation": "block" if kept else "allow",
-               "dropped_below_threshold": result["dropped_below_threshold"]}
+        out = {
+            "has_pii": bool(kept),
+            "entities": entities,
+            "security_recommendation": "block" if kept else "allow",
+            "dropped_below_threshold": result["dropped_below_threshold"],
+        }
         if options.mask_entities and kept:
             masked = text
             for e in sorted(kept, key=lambda e: -e["start"]):
-                masked = masked[:e["start"]] + placeholders[(e["entity_type"], e["text"])] + masked[e["end"]:]
+                masked = masked[: e["start"]] + placeholders[(e["entity_type"], e["text"])] + masked[e["end"] :]
             out["masked_text"] = masked
         if "explanation" in result:
             out["explanation"] = result["explanation"]
@@ -570,6 +732,10 @@ class PIITask(Task):
         return stats
 
     def extra_metadata(self, cfg: PIIConfig) -> dict[str, Any]:
-        return {"label_all_subwords": cfg.label_all_subwords, "aggregation": cfg.aggregation,
-                "decoding": cfg.decoding, "patterns": cfg.patterns,
-                "entities": list(cfg.entities) if cfg.entities else None}
+        return {
+            "label_all_subwords": cfg.label_all_subwords,
+            "aggregation": cfg.aggregation,
+            "decoding": cfg.decoding,
+            "patterns": cfg.patterns,
+            "entities": list(cfg.entities) if cfg.entities else None,
+        }

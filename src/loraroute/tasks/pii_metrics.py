@@ -5,7 +5,8 @@ table, and token accuracy. Spans are ``{"entity_type", "start", "end"}`` with ch
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from loraroute.tasks.pii_spans import IGNORE_INDEX
 
@@ -30,8 +31,14 @@ def _overlap_matches(gold: Sequence[dict], pred: Sequence[dict]) -> tuple[list[d
     type that overlaps it, so one long prediction cannot count for two gold spans."""
     free, matched, missed = list(pred), [], []
     for gs in gold:
-        hit = next((ps for ps in free if ps["entity_type"] == gs["entity_type"]
-                    and ps["start"] < gs["end"] and gs["start"] < ps["end"]), None)
+        hit = next(
+            (
+                ps
+                for ps in free
+                if ps["entity_type"] == gs["entity_type"] and ps["start"] < gs["end"] and gs["start"] < ps["end"]
+            ),
+            None,
+        )
         if hit is None:
             missed.append(gs)
         else:
@@ -40,8 +47,9 @@ def _overlap_matches(gold: Sequence[dict], pred: Sequence[dict]) -> tuple[list[d
     return matched, free, missed
 
 
-def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
-                   pred_spans_per_text: Sequence[Sequence[dict]], match: str = "exact") -> dict[str, Any]:
+def entity_metrics(
+    true_spans_per_text: Sequence[Sequence[dict]], pred_spans_per_text: Sequence[Sequence[dict]], match: str = "exact"
+) -> dict[str, Any]:
     """Entity-level scores; with ``match="exact"`` a prediction is correct only with exact start, end and type,
     with ``match="overlap"`` when it has the type and shares a character with a gold span (one-to-one).
 
@@ -55,8 +63,7 @@ def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
     ``confusion[P]["spurious"]`` = predicted spans of type P overlapping no gold span.
     """
     if len(true_spans_per_text) != len(pred_spans_per_text):
-        raise ValueError(f"{len(true_spans_per_text)} gold texts vs "
-                         f"{len(pred_spans_per_text)} predicted")
+        raise ValueError(f"{len(true_spans_per_text)} gold texts vs {len(pred_spans_per_text)} predicted")
     tp: Counter = Counter()
     fp: Counter = Counter()
     fn: Counter = Counter()
@@ -90,18 +97,24 @@ def entity_metrics(true_spans_per_text: Sequence[Sequence[dict]],
     types_ = sorted(set(tp) | set(fp) | set(fn))
     per_type = {}
     for t in types_:
-        per_type[t] = {**_prf(tp[t], fp[t], fn[t]), "support": tp[t] + fn[t],
-                       "tp": tp[t], "fp": fp[t], "fn": fn[t]}
+        per_type[t] = {**_prf(tp[t], fp[t], fn[t]), "support": tp[t] + fn[t], "tp": tp[t], "fp": fp[t], "fn": fn[t]}
     TP, FP, FN = sum(tp.values()), sum(fp.values()), sum(fn.values())
     micro = {**_prf(TP, FP, FN), "tp": TP, "fp": FP, "fn": FN}
-    macro = {m: (sum(per_type[t][m] for t in types_) / len(types_) if types_ else 0.0)
-             for m in ("precision", "recall", "f1", "f2")}
-    return {"micro": micro, "macro": macro, "per_type": per_type,
-            "confusion": {t: dict(c) for t, c in sorted(confusion.items())}}
+    macro = {
+        m: (sum(per_type[t][m] for t in types_) / len(types_) if types_ else 0.0)
+        for m in ("precision", "recall", "f1", "f2")
+    }
+    return {
+        "micro": micro,
+        "macro": macro,
+        "per_type": per_type,
+        "confusion": {t: dict(c) for t, c in sorted(confusion.items())},
+    }
 
 
-def message_metrics(true_spans_per_text: Sequence[Sequence[dict]],
-                    pred_spans_per_text: Sequence[Sequence[dict]]) -> dict[str, Any]:
+def message_metrics(
+    true_spans_per_text: Sequence[Sequence[dict]], pred_spans_per_text: Sequence[Sequence[dict]]
+) -> dict[str, Any]:
     """Per-message ``has_pii`` scores: precision and recall over messages, and the false-alarm rate (the share of
     messages without PII that got at least one entity)."""
     gold = [bool(g) for g in true_spans_per_text]
@@ -110,9 +123,15 @@ def message_metrics(true_spans_per_text: Sequence[Sequence[dict]],
     fp = sum(p and not g for g, p in zip(gold, pred))
     fn = sum(g and not p for g, p in zip(gold, pred))
     negatives = sum(not g for g in gold)
-    return {**{k: v for k, v in _prf(tp, fp, fn).items()}, "false_alarm_rate": fp / negatives if negatives else 0.0,
-            "messages": len(gold), "with_pii": sum(gold), "without_pii": negatives, "false_alarms": fp,
-            "missed": fn}
+    return {
+        **{k: v for k, v in _prf(tp, fp, fn).items()},
+        "false_alarm_rate": fp / negatives if negatives else 0.0,
+        "messages": len(gold),
+        "with_pii": sum(gold),
+        "without_pii": negatives,
+        "false_alarms": fp,
+        "missed": fn,
+    }
 
 
 def _flatten(x: Any) -> list[int]:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 # An uncued recognizer result below this does not count (rule 1): Presidio's medium patterns score 0.5 (a dashed
 # 3-2-4 number, a bare host name) and match part numbers and file names; an IP address or a URL with a scheme
@@ -60,17 +60,32 @@ GROUPED_LICENSE = r"\b[A-Z]\d{2,4}(?:[- ]\d{1,5}){2,4}\b"
 
 def _recognizers() -> list:
     from presidio_analyzer import Pattern
-    from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer, IbanRecognizer,
-                                                          IpRecognizer, PhoneRecognizer, UrlRecognizer,
-                                                          UsItinRecognizer, UsLicenseRecognizer, UsSsnRecognizer)
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UrlRecognizer,
+        UsItinRecognizer,
+        UsLicenseRecognizer,
+        UsSsnRecognizer,
+    )
 
     license_patterns = [*UsLicenseRecognizer.PATTERNS, Pattern("Driver License - grouped (weak)", GROUPED_LICENSE, 0.3)]
     phone_context = [w for w in PhoneRecognizer.CONTEXT if w != "number"] + ["tel", "fax", "whatsapp"]
     # Order breaks ties between equal scores in combine(): checksums first.
-    return [EmailRecognizer(), IbanRecognizer(), CreditCardRecognizer(), IpRecognizer(), UsSsnRecognizer(),
-            UsItinRecognizer(), UsLicenseRecognizer(patterns=license_patterns,
-                                                    context=[*UsLicenseRecognizer.CONTEXT, "dl"]),
-            PhoneRecognizer(context=phone_context), UrlRecognizer()]
+    return [
+        EmailRecognizer(),
+        IbanRecognizer(),
+        CreditCardRecognizer(),
+        IpRecognizer(),
+        UsSsnRecognizer(),
+        UsItinRecognizer(),
+        UsLicenseRecognizer(patterns=license_patterns, context=[*UsLicenseRecognizer.CONTEXT, "dl"]),
+        PhoneRecognizer(context=phone_context),
+        UrlRecognizer(),
+    ]
 
 
 def _offline_tldextract() -> None:
@@ -102,8 +117,14 @@ def _engine():
 
         def process_text(self, text, language):
             doc = self.nlp(text)
-            return NlpArtifacts(entities=[], tokens=doc, tokens_indices=[t.idx for t in doc],
-                                lemmas=[t.lower_ for t in doc], nlp_engine=self, language=language)
+            return NlpArtifacts(
+                entities=[],
+                tokens=doc,
+                tokens_indices=[t.idx for t in doc],
+                lemmas=[t.lower_ for t in doc],
+                nlp_engine=self,
+                language=language,
+            )
 
         def process_batch(self, texts, language, batch_size=1, n_process=1, **kwargs):
             for text in texts:
@@ -126,8 +147,9 @@ def _engine():
     return BlankEnglishEngine(), _recognizers(), LemmaContextAwareEnhancer()
 
 
-def recognizer_entities(text: str, entity_types: Iterable[str] | None = None,
-                        floor: float = RECOGNIZER_FLOOR) -> list[dict]:
+def recognizer_entities(
+    text: str, entity_types: Iterable[str] | None = None, floor: float = RECOGNIZER_FLOOR
+) -> list[dict]:
     """Presidio's results for ``text`` that count (rule 1), as entities (``entity_type, start, end, text,
     confidence, source, decisive``) in the label set's type names; ``entity_types`` limits the types; ``floor=0``
     returns every match. Overlapping results are all returned: :func:`combine` resolves them."""
@@ -146,9 +168,17 @@ def recognizer_entities(text: str, entity_types: Iterable[str] | None = None,
         decisive = cued or r.score >= 1.0
         if decisive or r.score >= floor:
             source = names.get((r.recognition_metadata or {}).get("recognizer_identifier"), "presidio")
-            out.append({"entity_type": TYPE_MAP.get(r.entity_type, r.entity_type), "start": r.start, "end": r.end,
-                        "text": text[r.start:r.end], "confidence": float(min(r.score, 1.0)), "source": source,
-                        "decisive": decisive})
+            out.append(
+                {
+                    "entity_type": TYPE_MAP.get(r.entity_type, r.entity_type),
+                    "start": r.start,
+                    "end": r.end,
+                    "text": text[r.start : r.end],
+                    "confidence": float(min(r.score, 1.0)),
+                    "source": source,
+                    "decisive": decisive,
+                }
+            )
     order = {rec.name: i for i, rec in enumerate(recognizers)}
     return sorted(out, key=lambda e: (e["start"], -e["confidence"], order.get(e["source"], len(order))))
 
@@ -208,8 +238,12 @@ def _checks() -> dict:
         return bool(iban.validate_result(value.strip().upper()))
 
     _engine()  # tldextract offline before the first host check
-    return {"CREDIT_CARD": card_ok, "IBAN_CODE": iban_ok, "IP_ADDRESS": _points_at_a_machine,
-            "DOMAIN_NAME": _names_a_host}
+    return {
+        "CREDIT_CARD": card_ok,
+        "IBAN_CODE": iban_ok,
+        "IP_ADDRESS": _points_at_a_machine,
+        "DOMAIN_NAME": _names_a_host,
+    }
 
 
 def passes_check(entity: dict) -> bool:

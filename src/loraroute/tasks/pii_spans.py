@@ -11,8 +11,10 @@ Spans are dicts ``{"entity_type", "start", "end"}`` with character offsets, ``en
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +56,13 @@ def _pair(off) -> tuple[int, int]:
     return int(off[0]), int(off[1])
 
 
-def align_spans_to_tokens(offsets: Sequence, word_ids: Sequence[int | None], spans: Sequence[dict],
-                          label2id: dict[str, int], label_all_subwords: bool = False) -> list[int]:
+def align_spans_to_tokens(
+    offsets: Sequence,
+    word_ids: Sequence[int | None],
+    spans: Sequence[dict],
+    label2id: dict[str, int],
+    label_all_subwords: bool = False,
+) -> list[int]:
     """Token label ids for character ``spans``.
 
     Special tokens (word id ``None``) get -100.  Each word's first token gets ``B-T`` if the word
@@ -119,8 +126,13 @@ def bio_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.n
     return ~inside, between, within, new_line
 
 
-def best_bio_path(probs: Any, labels: Sequence[str], within_chunk: Sequence[bool] | None = None,
-                  restart: Sequence[bool] | None = None, new_line: Sequence[bool] | None = None) -> list[int]:
+def best_bio_path(
+    probs: Any,
+    labels: Sequence[str],
+    within_chunk: Sequence[bool] | None = None,
+    restart: Sequence[bool] | None = None,
+    new_line: Sequence[bool] | None = None,
+) -> list[int]:
     """Viterbi over per-unit label probabilities: the most probable sequence that :func:`bio_transitions` allows.
 
     ``within_chunk[k]`` / ``restart[k]`` / ``new_line[k]`` say that unit ``k`` continues unit ``k-1``'s
@@ -157,8 +169,14 @@ def best_bio_path(probs: Any, labels: Sequence[str], within_chunk: Sequence[bool
     return path[::-1]
 
 
-def constrained_label_ids(text: str, offsets: Sequence, word_ids: Sequence[int | None], probs: Any,
-                          labels: Sequence[str], label_all_subwords: bool = False) -> np.ndarray:
+def constrained_label_ids(
+    text: str,
+    offsets: Sequence,
+    word_ids: Sequence[int | None],
+    probs: Any,
+    labels: Sequence[str],
+    label_all_subwords: bool = False,
+) -> np.ndarray:
     """Per-token label ids: the most probable label sequence that is valid BIO and keeps chunks whole.
 
     Independent argmax per word breaks entities apart (a stray ``B-`` mid-name, or ``I-ORG`` after ``B-PERSON``)
@@ -170,9 +188,9 @@ def constrained_label_ids(text: str, offsets: Sequence, word_ids: Sequence[int |
     out = probs.argmax(-1)
     runs = _decision_runs(word_ids, label_all_subwords)
     within, restart, new_line = [False], [False], [False]
-    for prev, run in zip(runs, runs[1:]):
+    for prev, run in itertools.pairwise(runs):
         # up to the unit's first character: untrimmed BPE offsets (ModernBERT) start at the space before a word
-        gap = text[max(_pair(offsets[i])[1] for i in prev):min(_pair(offsets[i])[0] for i in run) + 1]
+        gap = text[max(_pair(offsets[i])[1] for i in prev) : min(_pair(offsets[i])[0] for i in run) + 1]
         within.append(not any(ch.isspace() for ch in gap))
         restart.append(run[0] != prev[-1] + 1)
         new_line.append("\n" in gap or "\r" in gap)
@@ -189,15 +207,16 @@ def merge_chunk_pieces(text: str, entities: list[dict], aggregation: str = "mean
     out: list[dict] = []
     for ent in entities:
         prev = out[-1] if out else None
-        if prev is None or prev["end"] > ent["start"] or any(ch.isspace() for ch in text[prev["end"]:ent["start"]]):
+        if prev is None or prev["end"] > ent["start"] or any(ch.isspace() for ch in text[prev["end"] : ent["start"]]):
             out.append({**ent, "_pieces": [ent["confidence"]]})
             continue
         if ent["end"] - ent["start"] > prev["end"] - prev["start"]:
             prev["entity_type"] = ent["entity_type"]
-        prev["end"], prev["text"] = ent["end"], text[prev["start"]:ent["end"]]
+        prev["end"], prev["text"] = ent["end"], text[prev["start"] : ent["end"]]
         prev["_pieces"].append(ent["confidence"])
-        prev["confidence"] = min(prev["_pieces"]) if aggregation == "min" else sum(prev["_pieces"]) / len(
-            prev["_pieces"])
+        prev["confidence"] = (
+            min(prev["_pieces"]) if aggregation == "min" else sum(prev["_pieces"]) / len(prev["_pieces"])
+        )
     for ent in out:
         del ent["_pieces"]
     return out
@@ -209,13 +228,18 @@ def _one_value(text: str, prev: dict, ent: dict) -> bool:
     its time (``Saturday 14 June`` + `` at `` + ``7:30pm``)."""
     from loraroute.data.pii import ADDRESS_UNIT
 
-    gap = text[prev["end"]:ent["start"]]
-    if not prev["entity_type"] == ent["entity_type"] or "\n" in gap:
+    gap = text[prev["end"] : ent["start"]]
+    if prev["entity_type"] != ent["entity_type"] or "\n" in gap:
         return False
     if prev["entity_type"] == "STREET_ADDRESS":
-        return bool(re.fullmatch(r"[ ,]*", gap) and (ADDRESS_UNIT.match(ent["text"]) or ADDRESS_UNIT.match(prev["text"])))
-    return (prev["entity_type"] == "DATE_TIME" and bool(re.fullmatch(r"(?i)[ ,]*(?:at|@)?[ ,]*", gap))
-            and bool(_TIME.fullmatch(ent["text"])))
+        return bool(
+            re.fullmatch(r"[ ,]*", gap) and (ADDRESS_UNIT.match(ent["text"]) or ADDRESS_UNIT.match(prev["text"]))
+        )
+    return (
+        prev["entity_type"] == "DATE_TIME"
+        and bool(re.fullmatch(r"(?i)[ ,]*(?:at|@)?[ ,]*", gap))
+        and bool(_TIME.fullmatch(ent["text"]))
+    )
 
 
 # A time of day: 7:30pm, 07:55, 9 AM, 14:20:05.
@@ -229,8 +253,12 @@ def merge_value_pieces(text: str, entities: list[dict]) -> list[dict]:
     for ent in entities:
         prev = out[-1] if out else None
         if prev is not None and _one_value(text, prev, ent):
-            out[-1] = {**prev, "end": ent["end"], "text": text[prev["start"]:ent["end"]],
-                       "confidence": (prev["confidence"] + ent["confidence"]) / 2}
+            out[-1] = {
+                **prev,
+                "end": ent["end"],
+                "text": text[prev["start"] : ent["end"]],
+                "confidence": (prev["confidence"] + ent["confidence"]) / 2,
+            }
         else:
             out.append(ent)
     return out
@@ -249,7 +277,7 @@ def trim_trailing_punctuation(text: str, entities: list[dict]) -> list[dict]:
         while end > ent["start"] and (text[end - 1] in TRAILING_PUNCTUATION or text[end - 1].isspace()):
             end -= 1
         if end > ent["start"]:
-            out.append({**ent, "end": end, "text": text[ent["start"]:end]})
+            out.append({**ent, "end": end, "text": text[ent["start"] : end]})
     return out
 
 
@@ -260,9 +288,16 @@ def _token_prob(probs: Any, i: int, label_id: int) -> float:
     return float(row)  # already the max softmax probability
 
 
-def decode_spans(text: str, offsets: Sequence, word_ids: Sequence[int | None],
-                 pred_label_ids: Sequence[int], probs: Any, id2label: dict[int, str],
-                 aggregation: str = "mean", label_all_subwords: bool = False) -> list[dict]:
+def decode_spans(
+    text: str,
+    offsets: Sequence,
+    word_ids: Sequence[int | None],
+    pred_label_ids: Sequence[int],
+    probs: Any,
+    id2label: dict[int, str],
+    aggregation: str = "mean",
+    label_all_subwords: bool = False,
+) -> list[dict]:
     """Merge token predictions into entities with exact character offsets into ``text``.
 
     ``probs`` holds, per token, the max softmax probability (or the full distribution, then the
@@ -283,8 +318,7 @@ def decode_spans(text: str, offsets: Sequence, word_ids: Sequence[int | None],
         if prev_end is not None and run[0] != prev_end + 1:
             units.append(None)  # special tokens in between close entities
         toks = [_pair(offsets[i]) for i in run]
-        units.append((min(s for s, _ in toks), max(e for _, e in toks),
-                      int(pred_label_ids[run[0]]), run[0]))
+        units.append((min(s for s, _ in toks), max(e for _, e in toks), int(pred_label_ids[run[0]]), run[0]))
         prev_end = run[-1]
 
     entities: list[dict] = []
@@ -301,8 +335,9 @@ def decode_spans(text: str, offsets: Sequence, word_ids: Sequence[int | None],
             if s < e:
                 ps = cur.pop("_probs")
                 conf = min(ps) if aggregation == "min" else sum(ps) / len(ps)
-                entities.append({"entity_type": cur["entity_type"], "start": s, "end": e,
-                                 "text": text[s:e], "confidence": conf})
+                entities.append(
+                    {"entity_type": cur["entity_type"], "start": s, "end": e, "text": text[s:e], "confidence": conf}
+                )
         cur = None
 
     for unit in units:
@@ -330,6 +365,7 @@ def decode_spans(text: str, offsets: Sequence, word_ids: Sequence[int | None],
 
 
 # ----------------------------------------------------------------------------- word level
+
 
 def _ws_words(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]

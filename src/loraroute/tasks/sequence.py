@@ -59,12 +59,14 @@ class SequenceClassificationTask(Task):
         unknown = {r["label"] for r in records} - set(label2id)
         if unknown:
             raise DataError(f"labels {sorted(unknown)} were not seen in training data")
-        return datasets.Dataset.from_dict({
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            "labels": [label2id[r["label"]] for r in records],
-            "length": [len(ids) for ids in enc["input_ids"]],
-        })
+        return datasets.Dataset.from_dict(
+            {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                "labels": [label2id[r["label"]] for r in records],
+                "length": [len(ids) for ids in enc["input_ids"]],
+            }
+        )
 
     def collator(self, tokenizer):
         from transformers import DataCollatorWithPadding
@@ -75,8 +77,10 @@ class SequenceClassificationTask(Task):
         from sklearn.metrics import f1_score
 
         pred = logits.argmax(-1)
-        return {"accuracy": float((pred == label_ids).mean()),
-                "macro_f1": float(f1_score(label_ids, pred, average="macro", zero_division=0))}
+        return {
+            "accuracy": float((pred == label_ids).mean()),
+            "macro_f1": float(f1_score(label_ids, pred, average="macro", zero_division=0)),
+        }
 
     # --- evaluation ----------------------------------------------------------------------------------------
     def scores(self, predictor, records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -88,28 +92,39 @@ class SequenceClassificationTask(Task):
 
     def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
         y, probs = self.scores(predictor, splits.test)
-        report = {"task": self.name, "split_sizes": splits.sizes(), "data_notes": splits.notes,
-                  "test": classification_report(y, probs, predictor.labels)}
-        plot_confusion(report["test"]["confusion_matrix"], predictor.labels, Path(out_dir) / "confusion_matrix.png",
-                       f"{self.name}: test confusion matrix")
+        report = {
+            "task": self.name,
+            "split_sizes": splits.sizes(),
+            "data_notes": splits.notes,
+            "test": classification_report(y, probs, predictor.labels),
+        }
+        plot_confusion(
+            report["test"]["confusion_matrix"],
+            predictor.labels,
+            Path(out_dir) / "confusion_matrix.png",
+            f"{self.name}: test confusion matrix",
+        )
         self.extend_report(report, predictor, splits, cfg, Path(out_dir), y, probs)
         write_report(out_dir, report, self.report_markdown(report))
         return report
 
-    def extend_report(self, report: dict, predictor, splits: Splits, cfg: TrainConfig, out_dir: Path,
-                      y: np.ndarray, probs: np.ndarray) -> None:
+    def extend_report(
+        self, report: dict, predictor, splits: Splits, cfg: TrainConfig, out_dir: Path, y: np.ndarray, probs: np.ndarray
+    ) -> None:
         """Add task-specific sections before the report is written; gets the test scores already computed."""
 
     def report_markdown(self, report: dict) -> str:
         test = report["test"]
-        return "\n\n".join([
-            f"# {self.name} evaluation",
-            f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
-            "## Test split\n\n" + summary_table({k: test[k] for k in ("num_examples", "accuracy", "macro_f1",
-                                                                     "weighted_f1", "ece")}),
-            "## Per class\n\n" + per_class_table(test),
-            "![confusion matrix](confusion_matrix.png)",
-        ])
+        return "\n\n".join(
+            [
+                f"# {self.name} evaluation",
+                f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
+                "## Test split\n\n"
+                + summary_table({k: test[k] for k in ("num_examples", "accuracy", "macro_f1", "weighted_f1", "ece")}),
+                "## Per class\n\n" + per_class_table(test),
+                "![confusion matrix](confusion_matrix.png)",
+            ]
+        )
 
     def postprocess(self, texts, logits, encodings, meta, return_probabilities=True, **options):
         labels = meta["labels"]
@@ -122,4 +137,3 @@ class SequenceClassificationTask(Task):
                 result["probabilities"] = {label: float(p) for label, p in zip(labels, probs)}
             out.append(result)
         return out
-

