@@ -11,8 +11,8 @@ from loraroute.data.intent_requests import (
     generate_request_prompts,
     load_natural_eval_set,
     near_duplicates,
-    normalise_text,
 )
+from loraroute.data.text import word_key
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_eval_set_has_at_least_26_items_for_every_one_of_the_14_labels(eval_set)
 
 
 def test_eval_set_contains_no_duplicate_texts_after_normalisation(eval_set):
-    norm = Counter(normalise_text(r["text"]) for r in eval_set)
+    norm = Counter(word_key(r["text"]) for r in eval_set)
     assert [t for t, c in norm.items() if c > 1] == []
 
 
@@ -60,7 +60,7 @@ def test_generator_covers_all_14_labels_with_exactly_n_per_class_and_tags_record
 def test_generator_texts_are_unique_within_each_label_at_200_per_class():
     recs = generate_request_prompts(200, seed=0)
     for lab in INTENT_LABELS:
-        texts = [normalise_text(r["text"]) for r in recs if r["label"] == lab]
+        texts = [word_key(r["text"]) for r in recs if r["label"] == lab]
         # Typo noise may rarely collide two surface forms; allow a tiny slack.
         assert len(set(texts)) >= 0.98 * len(texts), lab
 

@@ -11,6 +11,7 @@ import pytest
 from loraroute.data import jailbreak as jb
 from loraroute.data import jailbreak_checks as checks
 from loraroute.data.leakage import find_leaks
+from loraroute.data.text import word_key
 
 SMALL = 300  # max_per_class for the offline dataset in tests
 
@@ -50,7 +51,7 @@ def test_eval_set_covers_the_attack_families(eval_set):
 
 
 def test_eval_set_has_no_duplicate_texts(eval_set):
-    keys = [jb.normalise(r["text"]) for r in eval_set]
+    keys = [word_key(r["text"]) for r in eval_set]
     assert len(keys) == len(set(keys))
 
 
@@ -81,7 +82,7 @@ def test_offline_dataset_has_both_labels_balanced_and_capped(small_dataset):
 
 
 def test_offline_dataset_has_no_exact_duplicates(small_dataset):
-    keys = [jb.normalise(r["text"]) for r in small_dataset]
+    keys = [word_key(r["text"]) for r in small_dataset]
     assert len(keys) == len(set(keys))
 
 
@@ -200,7 +201,7 @@ def test_blind_set_covers_every_attack_family_of_the_issue(blind_set):
 
 
 def test_blind_set_has_no_duplicates_and_no_near_copies_of_the_realistic_set(blind_set, eval_set):
-    keys = [jb.normalise(r["text"]) for r in blind_set]
+    keys = [word_key(r["text"]) for r in blind_set]
     assert len(keys) == len(set(keys))
     assert find_leaks([r["text"] for r in eval_set], [r["text"] for r in blind_set]) == []
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from loraroute.data.leakage import DataLeakageError, assert_no_leakage, find_leaks, normalise
+from loraroute.data.leakage import DataLeakageError, assert_no_leakage, find_leaks
 
 TRAIN = [
     "Which of the following enzymes unwinds the DNA double helix during replication in eukaryotic cells?",
@@ -22,11 +22,6 @@ UNRELATED_EVAL = [
     "Who was the first emperor of Rome after the fall of the Republic?",
     "Which of the following best describes the role of the hippocampus in memory formation?",
 ]
-
-
-def test_normalise_folds_case_punctuation_and_space():
-    assert normalise("  What's   THE answer?\n(Pick one) ") == "what s the answer pick one"
-    assert normalise("ﬁne—Café") == normalise("fine café")
 
 
 def test_exact_duplicate_after_normalisation_is_caught():

@@ -6,8 +6,8 @@ import pytest
 
 from loraroute.cli import main
 from loraroute.data.intent_requests import load_natural_eval_set
-from loraroute.data.splits import normalise_text
-from loraroute.predict import Predictor
+from loraroute.data.text import duplicate_key
+from loraroute.inference import Predictor
 from loraroute.tasks.intent import IntentConfig, IntentTask
 
 TEXTS = ["question: integral matrix prime", "question: tenant court appeal"]
@@ -53,8 +53,8 @@ def test_threshold_option_overrides_the_stored_fallback(fallback_model, capsys):
 def test_offline_training_data_never_contains_a_natural_eval_prompt():
     task = IntentTask()
     records = task.offline_records(IntentConfig(request_prompts_per_class=200))
-    natural = {normalise_text(r["text"]) for r in load_natural_eval_set()}
-    assert not natural & {normalise_text(r["text"]) for r in records}
+    natural = {duplicate_key(r["text"]) for r in load_natural_eval_set()}
+    assert not natural & {duplicate_key(r["text"]) for r in records}
     sources = {r["source"] for r in records}
     assert sources == {"mmlu", "request_templates"}
     assert task.removed_near_duplicates >= 0

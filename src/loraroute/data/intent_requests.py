@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import string
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 
 from loraroute.data.sources import read_labelled_set
+from loraroute.data.text import word_key
 
 INTENT_LABELS: tuple[str, ...] = (
     "biology",
@@ -145,7 +145,7 @@ def generate_request_prompts(n_per_class: int, seed: int) -> list[dict]:
             tid, tpl = rng.choice(templates)
             text = _fill(tpl, slots, rng)
             attempts += 1
-            key = normalise_text(text)
+            key = word_key(text)
             if key in seen and attempts < max_attempts:
                 continue
             seen.add(key)
@@ -155,14 +155,6 @@ def generate_request_prompts(n_per_class: int, seed: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- overlap checks
-
-_PUNCT_RE = re.compile(r"[^\w\s]|_")
-_SPACE_RE = re.compile(r"\s+")
-
-
-def normalise_text(text: str) -> str:
-    """Lowercase, strip punctuation, collapse whitespace."""
-    return _SPACE_RE.sub(" ", _PUNCT_RE.sub("", text.lower())).strip()
 
 
 def near_duplicates(

@@ -42,12 +42,12 @@ import json
 import math
 import random
 import re
-import unicodedata
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
 from loraroute.data.sources import read_labelled_set
+from loraroute.data.text import word_key
 
 LABELS = ("benign", "jailbreak")
 MAX_CHARS = 1500  # ~ the 256-384 tokens a MiniLM classifier sees; longer texts are cut at a word boundary
@@ -62,12 +62,6 @@ ASSISTANT_NAMES = ("ChatGPT", "the assistant", "Llama", "Claude", "Gemini", "Mis
 
 
 # ---------------------------------------------------------------- helpers
-def normalise(text: str) -> str:
-    """Lower-cased NFKC text with runs of non-alphanumerics collapsed to one space (used for exact dedup)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join(re.findall(r"[^\W_]+", text))
-
-
 def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
     text = text.strip()
     if len(text) <= max_chars:
@@ -221,7 +215,7 @@ def _generate(
             break
         pool = _templates()["long_document"] if rng.random() < long_share else families[rng.choice(names)]
         text = _style(_fill(rng.choice(pool), rng), rng)
-        out.setdefault(normalise(text), _rec(text, label, source))
+        out.setdefault(word_key(text), _rec(text, label, source))
     return list(out.values())
 
 
@@ -253,7 +247,7 @@ def pii_requests(seed: int = 0, n: int = 500) -> list[dict]:
     for fact, ask in zip(facts, asks):
         fact += "" if fact[-1:] in ".?!" else "."
         text = f"{fact} {ask}" if rng.random() < 0.5 else f"{ask}\n{fact}"
-        out.setdefault(normalise(text), _rec(text, "benign", "generated_pii_request"))
+        out.setdefault(word_key(text), _rec(text, "benign", "generated_pii_request"))
     return list(out.values())
 
 
@@ -385,7 +379,7 @@ def offline_jailbreak_dataset(
     by_key: dict[str, dict] = {}
     conflicted = set()
     for r in (dict(r, text=truncate(r["text"])) for r in raw):
-        key = normalise(r["text"])
+        key = word_key(r["text"])
         if key in by_key and by_key[key]["label"] != r["label"]:
             conflicted.add(key)
         by_key.setdefault(key, r)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from loraroute.data.text import word_key
+
 MIN_NGRAM = 3
 
-_NON_WORD = re.compile(r"[^\w\s]|_")
 _SPACE = re.compile(r"\s+")
 
 
@@ -35,13 +35,6 @@ class DataLeakageError(ValueError):
     def __init__(self, message: str, leaks: list[dict] | None = None):
         super().__init__(message)
         self.leaks = leaks or []
-
-
-def normalise(text: str) -> str:
-    """NFKC, case-folded, punctuation turned into spaces, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", str(text or "")).casefold()
-    text = _NON_WORD.sub(" ", text)
-    return _SPACE.sub(" ", text).strip()
 
 
 def _ngram_size(n_words: int, ngram: int) -> int | None:
@@ -88,7 +81,7 @@ def find_leaks(
         raise ValueError(f"ngram must be >= {MIN_NGRAM}")
     if not 0.0 < overlap_threshold <= 1.0:
         raise ValueError("overlap_threshold must be in (0, 1]")
-    train_norm = [normalise(q) for q in train_questions]
+    train_norm = [word_key(q) for q in train_questions]
     exact: dict[str, list[int]] = defaultdict(list)
     for t, text in enumerate(train_norm):
         if text:
@@ -97,7 +90,7 @@ def find_leaks(
 
     leaks: list[dict] = []
     for e, question in enumerate(eval_questions):
-        text = normalise(question)
+        text = word_key(question)
         if not text:
             continue
         exact_hits = exact.get(text, [])

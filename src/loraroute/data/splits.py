@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-_SPACE = re.compile(r"\s+")
-
-
-def normalise_text(text: str) -> str:
-    """Key for exact-duplicate detection: case and whitespace differences do not make a new example."""
-    return _SPACE.sub(" ", text).strip().lower()
+from loraroute.data.text import duplicate_key
 
 
 @dataclass
@@ -31,7 +25,7 @@ def dedupe(records: list[dict], key: str = "text") -> tuple[list[dict], int]:
     """Drop records whose normalised text was already seen (first one wins). Returns (kept, removed)."""
     seen, kept = set(), []
     for rec in records:
-        k = normalise_text(rec[key])
+        k = duplicate_key(rec[key])
         if k not in seen:
             seen.add(k)
             kept.append(rec)
