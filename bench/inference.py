@@ -22,10 +22,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 
-from loraroute.evaluate import markdown_table
-from loraroute.export.onnx import OnnxPredictor, export_onnx, onnx_path
+from loraroute.export.onnx import export_onnx
 from loraroute.export.probes import TASK_PROBES
-from loraroute.predict import Predictor
+from loraroute.inference import OnnxPredictor, Predictor
+from loraroute.inference.onnx import onnx_path
+from loraroute.metrics.reports import markdown_table
 
 LONG_TOKENS = 128
 

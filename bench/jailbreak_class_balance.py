@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from loraroute.data.jailbreak import offline_jailbreak_dataset
-from loraroute.evaluate import markdown_table
+from loraroute.metrics.reports import markdown_table
 from loraroute.tasks import get_task
 from loraroute.tasks.jailbreak import JailbreakConfig
 from loraroute.training import train_task

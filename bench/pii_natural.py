@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set
-from loraroute.evaluate import markdown_table
+from loraroute.metrics.reports import markdown_table
 from loraroute.tasks.pii import PIITask
 
 PRESIDIO_TO_LABELS = {"LOCATION": "GPE", "URL": "DOMAIN_NAME", "US_ITIN": "US_SSN", "EMAIL": "EMAIL_ADDRESS"}
@@ -63,7 +63,7 @@ def presidio_entities(engine, text: str) -> list[dict]:
 
 
 def model_rows(model_dir: str, texts: list[str]) -> list[tuple[str, float, float | None, list[list[dict]], float]]:
-    from loraroute.predict import Predictor
+    from loraroute.inference import Predictor
 
     predictor = Predictor.load(model_dir)
     task = PIITask()

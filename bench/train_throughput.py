@@ -71,15 +71,15 @@ def seed_recipe(splits, labels, model_ref: str, epochs: float, out: Path) -> tup
 
 
 def loraroute_defaults(splits, model_ref: str, epochs: float, out: Path) -> tuple[float, float, str]:
-    from loraroute.config import TrainConfig
-    from loraroute.tasks.intent import IntentTask
+    from loraroute.tasks.intent import IntentConfig, IntentTask
     from loraroute.training import train_task
 
     class FixedSplits(IntentTask):  # same examples as the seed recipe, not a fresh split
         def load_splits(self, cfg):
             return splits
 
-    cfg = TrainConfig(model=model_ref, epochs=epochs, output_dir=str(out), early_stopping_patience=0)
+    # max_length 128, TrainConfig's default, as measured; intent's own default is 64
+    cfg = IntentConfig(model=model_ref, epochs=epochs, output_dir=str(out), early_stopping_patience=0, max_length=128)
     start = time.perf_counter()
     result = train_task(FixedSplits(), cfg)
     seconds = result.train_seconds or (time.perf_counter() - start)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ from huggingface_hub.utils import filter_repo_objects
 
 from loraroute import hub
 from loraroute.cli import main
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
+from loraroute.models.hub import MODEL_FILES, ONNX_FILES, resolve
 from tests.conftest import write_intent_jsonl
 from tests.serve.conftest import INTENT_PROBES, train_tiny_intent
 
@@ -110,39 +111,39 @@ def fake_api(monkeypatch):
 
 # --- resolve: a directory or a repo id ------------------------------------------------------------------------
 def test_an_existing_directory_is_used_as_it_is_without_asking_the_hub(model_copy, fake_hub):
-    assert hub.resolve(model_copy) == model_copy
-    assert hub.resolve(str(model_copy)) == model_copy
+    assert resolve(model_copy) == model_copy
+    assert resolve(str(model_copy)) == model_copy
     assert fake_hub.calls == []
 
 
 def test_a_repo_id_is_fetched_into_the_cache_with_only_the_files_loraroute_reads(intent_dir, fake_hub):
     fake_hub.repos["owner/" + NAME] = intent_dir
-    path = hub.resolve("owner/" + NAME, revision="v1")
+    path = resolve("owner/" + NAME, revision="v1")
     assert path.is_relative_to(fake_hub.cache) and (path / "model.safetensors").is_symlink()
     (call,) = fake_hub.calls
     assert call["repo_id"] == "owner/" + NAME and call["revision"] == "v1"
-    assert call["allow_patterns"] == hub.MODEL_FILES
+    assert call["allow_patterns"] == MODEL_FILES
     assert (path / "adapter" / "adapter_model.safetensors").exists() and (path / "lora_config.json").exists()
     assert not list(path.glob("*.png")), "plots are not fetched"
-    hub.resolve("owner/" + NAME, onnx=True)
-    assert fake_hub.calls[-1]["allow_patterns"] == hub.MODEL_FILES + hub.ONNX_FILES
+    resolve("owner/" + NAME, onnx=True)
+    assert fake_hub.calls[-1]["allow_patterns"] == MODEL_FILES + ONNX_FILES
 
 
 def test_neither_a_directory_nor_a_repo_id_is_an_error_naming_the_argument(tmp_path, fake_hub):
     for ref in (str(tmp_path / "missing"), "./models/lora_x", "a/b/c"):
         with pytest.raises(FileNotFoundError, match=f"model {ref}: no such model directory"):
-            hub.resolve(ref)
+            resolve(ref)
     with pytest.raises(FileNotFoundError, match="no such model directory"):
-        hub.resolve(Path("owner/name"))  # a Path is always local
+        resolve(Path("owner/name"))  # a Path is always local
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match="not a directory"):
-        hub.resolve(tmp_path / "file.txt")
+        resolve(tmp_path / "file.txt")
     assert fake_hub.calls == []
 
 
 def test_a_repo_that_is_not_on_the_hub_is_a_clear_error(fake_hub):
     with pytest.raises(FileNotFoundError, match="owner/nothing: no such local directory, and no such repository"):
-        hub.resolve("owner/nothing")
+        resolve("owner/nothing")
 
 
 def test_a_repo_without_model_files_is_refused(tmp_path, fake_hub):
@@ -150,7 +151,7 @@ def test_a_repo_without_model_files_is_refused(tmp_path, fake_hub):
     (tmp_path / "notes" / "README.md").write_text("hello")
     fake_hub.repos["owner/notes"] = tmp_path / "notes"
     with pytest.raises(ValueError, match="not a model directory written by loraroute"):
-        hub.resolve("owner/notes")
+        resolve("owner/notes")
 
 
 def test_predictor_load_takes_a_repo_id_and_answers_as_the_local_directory(intent_dir, fake_hub):
@@ -187,7 +188,7 @@ def test_cli_verify_takes_a_repo_id_and_writes_no_report_into_the_cache(intent_d
     fake_hub.repos["owner/" + NAME] = intent_dir
     assert main(["verify", "owner/" + NAME]) == 0
     assert seen["model_dir"].is_relative_to(fake_hub.cache) and seen["write"] is False
-    assert fake_hub.calls[-1]["allow_patterns"] == hub.MODEL_FILES + hub.ONNX_FILES  # verify checks ONNX too
+    assert fake_hub.calls[-1]["allow_patterns"] == MODEL_FILES + ONNX_FILES  # verify checks ONNX too
     assert main(["verify", str(intent_dir)]) == 0
     assert seen == {"model_dir": intent_dir, "write": True}
 

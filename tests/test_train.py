@@ -10,9 +10,9 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from loraroute.artifacts import CHECKPOINTS, RUN_PID, artifact_name
-from loraroute.config import TrainConfig
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 from loraroute.tasks import get_task
+from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
 from tests.conftest import ENCODER_ARCHS
 
@@ -35,7 +35,7 @@ def tiny_cfg(model_dir, data, out, **overrides):
         precision="fp32",
     )
     values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return IntentConfig.from_dict(values)
 
 
 def mean_loss(predictor, records):

@@ -15,14 +15,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from loraroute._version import __version__
 from loraroute.api import load, train
+from loraroute.inference.task_lookup import use_task_lookup
 
 if TYPE_CHECKING:
     from loraroute.serve.api import create_app
 
 __all__ = ["__version__", "create_app", "load", "train"]
+
+
+def _task_of(path, meta):
+    # Inference sits below the tasks and may not import them, so this root connects them for every loader that is
+    # not given a task. Imported on the first load: `import loraroute` stays light.
+    from loraroute.tasks import task_of
+
+    return task_of(path, meta)
+
+
+use_task_lookup(_task_of)
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
-    from loraroute.predict import BasePredictor
+    from loraroute.inference import BasePredictor
     from loraroute.training import RunResult
 
 __all__ = ["Detector", "load", "train"]
@@ -43,12 +43,13 @@ def train(task: str, **settings: Any) -> RunResult:
         ValueError: The task is unknown, or a setting is unknown (the message names it) or invalid; raised before
             any work starts (:class:`loraroute.config.ConfigError`).
     """
+    from loraroute.config import resolve_config
     from loraroute.resources import with_oom_retry
     from loraroute.tasks import get_task
     from loraroute.training import train_task
 
     runner = get_task(task)
-    cfg = runner.config_class.from_dict({**settings, "task": runner.name}, where="loraroute.train()")
+    cfg = resolve_config(runner.config_class, options=settings, fixed={"task": runner.name}, where="loraroute.train()")
     # Like `loraroute train`: an out-of-memory error retries once with half the batch and twice the accumulation.
     return with_oom_retry(lambda c: train_task(runner, c), cfg)
 
@@ -74,7 +75,7 @@ def load(
             exported.
         ValueError: ``backend`` is not one of the four, or the directory is not a loraroute model.
     """
-    from loraroute.hub import resolve
+    from loraroute.models.hub import resolve
     from loraroute.serve.unified import load_predictor
 
     path = resolve(path_or_id, onnx=backend != "pytorch", revision=revision)
@@ -90,7 +91,7 @@ class Detector:
     start, end, text, confidence) for PII; ``label``, ``is_jailbreak``, ``score``, ``threshold`` for jailbreak.
 
     Attributes:
-        predictor: The runtime's predictor (:class:`loraroute.predict.Predictor` or the ONNX one); its attributes
+        predictor: The runtime's predictor (:class:`loraroute.inference.Predictor` or the ONNX one); its attributes
             (``labels``, ``meta``, ``task``) can be read on the detector too.
         backend: The runtime in use: ``pytorch``, ``onnx`` or ``onnx-int8``.
     """

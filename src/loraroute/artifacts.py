@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loraroute import __version__
+from loraroute._version import __version__
 from loraroute.config import TrainConfig
 from loraroute.models.registry import arch_name, candle_config_fields, head_modules
 
@@ -56,6 +56,25 @@ def read_json(path: Path) -> Any:
         raise FileNotFoundError(f"{path}: missing") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """lora_config.json plus the label list from config.json's id2label.
+
+    "task" is there only when lora_config.json names it; otherwise the directory's name decides, which only the
+    tasks know (``loraroute.tasks.task_of``): this module sits below them.
+    """
+    path = Path(path)
+    meta = read_json(path / LORA_CONFIG) if (path / LORA_CONFIG).exists() else {}
+    config = read_json(path / "config.json") if (path / "config.json").exists() else {}
+    id2label = config.get("id2label") or {}
+    if not id2label and (path / "label_mapping.json").exists():  # adapter-only dirs have no config.json
+        id2label = read_json(path / "label_mapping.json").get("id2label") or {}
+    meta["labels"] = [id2label[k] for k in sorted(id2label, key=int)]
+    meta.setdefault("max_length", 512)
+    if (path / THRESHOLDS).exists():  # calibrated decision thresholds (jailbreak), read by predict and serve
+        meta["thresholds"] = read_json(path / THRESHOLDS)
+    return meta
 
 
 def make_world_readable(path: Path) -> None:

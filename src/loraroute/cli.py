@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from loraroute import __version__
-from loraroute.config import ConfigError, TrainConfig, field_type, parse_overrides
+from loraroute._version import __version__
+from loraroute.config import ConfigError, Settings, field_type, parse_overrides, resolve_config
 
 EXIT_STATUS = (
     "Exit status: 0 success; 1 a run that failed (training or evaluation error, out of memory, a download that "
@@ -30,7 +30,7 @@ EXIT_STATUS = (
 STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:|\bby default\b|\(unset:", re.IGNORECASE)
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls: type[TrainConfig], skip: tuple[str, ...] = ()) -> None:
+def add_config_options(parser: argparse.ArgumentParser, cls: type[Settings], skip: tuple[str, ...] = ()) -> None:
     """One ``--option`` per dataclass field, with the field's help; unset options leave the config alone.
 
     The default is appended to the help unless the help already says it in words. argparse's ``%(default)s`` cannot
@@ -56,16 +56,22 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type[TrainConfig], 
             parser.add_argument(flag, type=tp, choices=f.metadata.get("choices"), **kwargs)
 
 
-def resolve_config(cls: type[TrainConfig], args: argparse.Namespace, task: str) -> TrainConfig:
-    """Defaults < --config YAML < --options < key=value overrides."""
-    values: dict = {}
-    if getattr(args, "config", None):
-        values = cls.from_yaml(args.config).to_dict()
+def given_options(args: argparse.Namespace, cls: type[Settings]) -> dict:
+    """The config options given on the command line: add_config_options leaves the others out of ``args``."""
     names = {f.name for f in fields(cls)}
-    values.update({k: v for k, v in vars(args).items() if k in names})
-    values.update(parse_overrides(getattr(args, "overrides", []) or []))
-    values["task"] = task
-    return cls.from_dict(values, where=args.config or "command line")
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def config_from_args(cls: type[Settings], args: argparse.Namespace, **fixed) -> Settings:
+    """Defaults < --config YAML < --options < key=value overrides < what the command fixes (``fixed``)."""
+    return resolve_config(
+        cls,
+        yaml_path=getattr(args, "config", None),
+        options=given_options(args, cls),
+        overrides=getattr(args, "overrides", None),
+        fixed=fixed,
+        where="command line",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,13 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from loraroute.evaluate import summary_table
+    from loraroute.metrics.reports import summary_table
     from loraroute.resources import with_oom_retry
     from loraroute.tasks import get_task
     from loraroute.training import headline_metrics, train_task
 
     task = get_task(args.task)
-    cfg = resolve_config(task.config_class, args, task.name)
+    cfg = config_from_args(task.config_class, args, task=task.name)
     with logging_redirect_tqdm():
         result = with_oom_retry(lambda c: train_task(task, c), cfg)
     if result.artifact_dir is None:
@@ -285,7 +291,7 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     from loraroute.data.sources import read_local, text_label_records
-    from loraroute.predict import Predictor
+    from loraroute.inference import Predictor
 
     if bool(args.texts) == bool(args.input):
         raise ConfigError("predict: give either TEXT arguments or --input FILE, not both or neither")
@@ -313,14 +319,14 @@ def cmd_predict(args) -> int:
 
 
 def cmd_train_specialists(args) -> int:
-    from loraroute.tasks.solver import SolverConfig, specialists_table, train_specialists
+    from loraroute.tasks.solver import SolverConfig
+    from loraroute.train_all import specialist_configs, specialists_table, train_specialists
 
-    values = SolverConfig.from_yaml(args.config).to_dict() if args.config else {}
-    values = {k: v for k, v in values.items() if k not in ("task", "specialist")}
-    values.update({k: v for k, v in vars(args).items() if k in SolverConfig.__dataclass_fields__})
-    values.update(parse_overrides(args.overrides or []))
+    configs = specialist_configs(
+        given_options(args, SolverConfig), args.specialists, yaml_path=args.config, overrides=args.overrides
+    )
     with logging_redirect_tqdm():
-        rows = train_specialists(values, args.specialists)
+        rows = train_specialists(configs)
     print("\n" + specialists_table(rows))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
@@ -341,22 +347,16 @@ def cmd_serve(args) -> int:
     from loraroute.serve.config import ServeConfig
 
     # main()'s usage_problems already refused a models directory that is a hub id, with the `pull` hint
-    serve(ServeConfig.from_dict(vars(args)))
+    serve(config_from_args(ServeConfig, args))
     return 0
 
 
 def cmd_train_all(args) -> int:
     from loraroute.train_all import summary_markdown, train_all
 
-    settings = parse_overrides(args.overrides or [])
-    for key, value in (
-        ("epochs", args.epochs),
-        ("max_samples", args.samples),
-        ("rank", args.rank),
-        ("alpha", args.alpha),
-    ):
-        if value is not None:
-            settings[key] = value
+    flags = {"epochs": args.epochs, "max_samples": args.samples, "rank": args.rank, "alpha": args.alpha}
+    # Options < key=value overrides, as for every command; each run's resolver checks the keys
+    settings = {k: v for k, v in flags.items() if v is not None} | parse_overrides(args.overrides or [])
     with logging_redirect_tqdm():
         records = train_all(
             args.tasks,
@@ -397,7 +397,7 @@ def cmd_export(args) -> int:
 def cmd_verify(args) -> int:
     from loraroute.data.sources import read_local, text_label_records
     from loraroute.export.verify import format_report, verify_model
-    from loraroute.hub import resolve
+    from loraroute.models.hub import resolve
 
     extra = None
     if args.input:

@@ -1,7 +1,10 @@
-"""Run configuration: dataclasses with help text, YAML in and out, key=value overrides, validation.
+"""Settings: dataclasses with help text, and the one resolver that builds them from layers.
 
 Every field carries its help in ``metadata["help"]``; the CLI builds its options from these dataclasses, so help
-text and YAML keys cannot drift apart. A task with extra settings subclasses :class:`TrainConfig`.
+text and YAML keys cannot drift apart. A task with extra settings subclasses :class:`TrainConfig`; the server's
+settings (``serve.config.ServeConfig``) share the same :class:`Settings` base. Every command and the Python API
+build their settings with :func:`resolve_config`: dataclass defaults < a command's defaults < YAML file < explicit
+options < ``key=value`` overrides, a key the dataclass does not know an error naming where it came from.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -33,8 +36,49 @@ def option(default: Any, help: str, choices: tuple | None = None, **kwargs) -> A
     return field(default=default, metadata=meta, **kwargs)
 
 
+S = TypeVar("S", bound="Settings")
+
+
+class Settings:
+    """What the settings dataclasses share: YAML and dict in and out through :func:`resolve_config`, and fields
+    with ``choices`` checked. A subclass's ``validate()`` raises :class:`ConfigError` (or a plain ValueError, which
+    the resolver turns into one)."""
+
+    def choice_problems(self) -> list[str]:
+        problems = []
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                problems.append(f"{f.name} must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
+        return problems
+
+    def validate(self) -> None:
+        problems = self.choice_problems()
+        if problems:
+            raise ConfigError("Invalid configuration: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | Path | None = None, header: str | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if header:
+            text = "".join(f"# {line}\n" for line in header.splitlines()) + text
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls: type[S], values: dict[str, Any], where: str = "config") -> S:
+        return resolve_config(cls, options=values, where=where)
+
+    @classmethod
+    def from_yaml(cls: type[S], path: str | Path, overrides: list[str] | None = None) -> S:
+        return resolve_config(cls, yaml_path=path, overrides=overrides)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Settings shared by every task. Defaults are the measured CPU defaults (see README, docs/benchmarks.md)."""
 
     task: str = option("intent", "Task to train: intent, pii, jailbreak, generative-intent or solver.")
@@ -133,55 +177,68 @@ class TrainConfig:
         if self.max_length < 8:
             problems.append("max_length must be at least 8")
         problems += report_to_problems(self.report_to)
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                problems.append(f"{f.name} must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
+        problems += self.choice_problems()
         if problems:
             raise ConfigError("Invalid configuration: " + "; ".join(problems))
 
-    # --- serialisation -------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    def to_yaml(self, path: str | Path | None = None, header: str | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if header:
-            text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-        if path is not None:
-            Path(path).write_text(text)
-        return text
+def resolve_config(
+    cls: type[S],
+    *,
+    defaults: dict[str, Any] | None = None,
+    yaml_path: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    fixed: dict[str, Any] | None = None,
+    where: str = "options",
+) -> S:
+    """Settings of ``cls`` from layers, each overriding the ones before it.
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}; "
-                f"valid keys: {', '.join(sorted(known))}"
-            )
-        kwargs = {k: coerce(v, known[k].type, f"{where}: {k}") for k, v in values.items()}
-        cfg = cls(**kwargs)
-        try:
-            cfg.validate()
-        except ConfigError:
-            raise
-        except ValueError as exc:  # a task's own validate() raising a plain ValueError is still a bad setting
-            raise ConfigError(str(exc)) from None
-        return cfg
+    The dataclass defaults < ``defaults`` (a task's or a command's own) < the YAML file ``yaml_path`` <
+    ``options`` (given explicitly: command-line options, keyword arguments; ``where`` names them in messages) <
+    ``overrides`` (``key=value`` strings) < ``fixed`` (what the command itself decides, such as the task). A key
+    that ``cls`` does not have is a :class:`ConfigError` naming the file or ``where`` it came from; each value is
+    coerced to its field's type where it enters, and the merged settings are validated once."""
+    layers = [
+        (defaults, "defaults"),
+        (read_yaml(yaml_path) if yaml_path else None, str(yaml_path)),
+        (options, where),
+        (parse_overrides(overrides) if overrides else None, "key=value overrides"),
+        (fixed, where),
+    ]
+    values: dict[str, Any] = {}
+    for layer, source in layers:
+        values.update(_coerced(cls, layer or {}, source))
+    cfg = cls(**values)
+    try:
+        cfg.validate()
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a task's own validate() raising a plain ValueError is still a bad setting
+        raise ConfigError(str(exc)) from None
+    return cfg
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
-        values.update(parse_overrides(overrides or []))
-        return cls.from_dict(values, where=str(path))
+
+def _coerced(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}; valid keys: {', '.join(sorted(known))}"
+        )
+    return {k: coerce(v, known[k].type, f"{where}: {k}") for k, v in values.items()}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping; anything else is a :class:`ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return values
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -1,79 +1,26 @@
-"""Model directories on the Hugging Face Hub: push one, use one by its repo id, pull one into a models directory.
+"""Model directories on the Hugging Face Hub: push one, pull one into a models directory.
 
 huggingface_hub does the talking, with its own token lookup (``HF_TOKEN``, else the token ``hf auth login`` saved)
-and cache (``HF_HOME``, ``HF_HUB_OFFLINE``).
+and cache (``HF_HOME``, ``HF_HUB_OFFLINE``). Using a repo id as a model directory is ``loraroute.models.hub``'s
+(inference needs it, and sits below the tasks and model cards this module reads).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import shutil
 from pathlib import Path
 
 from loraroute.artifacts import LORA_CONFIG, TRAINING_CONFIG, artifact_name, atomic_directory, read_json
 from loraroute.model_card import CARD
+from loraroute.models.hub import download, is_repo_id
 
 log = logging.getLogger("loraroute")
 
-# owner/name as the Hub spells repo ids (a local path has more parts, or starts with . / ~)
-REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
-# What loraroute reads from a model repository, at the top level and in adapter/: safetensors weights, config,
-# tokenizer and label maps (json, vocab.txt, merges.txt, *.model, chat templates), settings, the card and reports.
-# Pickle weights are never fetched (they would not be loaded either), nor plots and logs.
-MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.yaml", "*.md"]
-ONNX_FILES = ["onnx/*.onnx"]
 # Never pushed: hidden files (an interrupted ONNX export's onnx/.tmp-*.onnx, .cache/), verify_report.json (it
 # records this machine's path and runtimes; `loraroute verify REPO_ID` checks the pushed copy) and pickle weights.
 PUSH_IGNORE = [".*", "*/.*", "verify_report.json", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt*"]
-
-
-def is_repo_id(ref: str) -> bool:
-    return bool(REPO_ID.fullmatch(ref)) and ".." not in ref
-
-
-def resolve(path_or_id: str | Path, onnx: bool = False, revision: str | None = None, what: str = "model") -> Path:
-    """A model directory from a local path or a hub repo id.
-
-    An existing directory is used as it is. Otherwise an ``owner/name`` string is fetched with ``snapshot_download``
-    (only :data:`MODEL_FILES`, and :data:`ONNX_FILES` with ``onnx``) into the Hugging Face cache, whose path is
-    returned; a ``Path`` is always local. ``what`` names the argument in errors.
-    """
-    ref = str(path_or_id)
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise FileNotFoundError(f"{what} {ref}: not a directory")
-    if isinstance(path_or_id, Path) or not is_repo_id(ref):
-        raise FileNotFoundError(f"{what} {ref}: no such model directory (and not a hub repo id, owner/name)")
-    return download(ref, onnx=onnx, revision=revision, what=what)
-
-
-def download(repo_id: str, onnx: bool = False, revision: str | None = None, what: str = "model") -> Path:
-    """``snapshot_download`` of a model repository's loraroute files into the Hugging Face cache."""
-    import huggingface_hub
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    patterns = MODEL_FILES + (ONNX_FILES if onnx else [])
-    try:
-        snapshot = Path(huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
-    except RepositoryNotFoundError:
-        raise FileNotFoundError(
-            f"{what} {repo_id}: no such local directory, and no such repository on the Hugging "
-            "Face Hub (or it is private: set HF_TOKEN)"
-        ) from None
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise RuntimeError(
-            f"{what} {repo_id}: no such local directory, and fetching it from the Hugging Face Hub failed: {exc}"
-        ) from None
-    if not (snapshot / LORA_CONFIG).exists() and not (snapshot / "config.json").exists():
-        raise ValueError(
-            f"{what} {repo_id}: the repository has no {LORA_CONFIG} or config.json; not a model "
-            "directory written by loraroute"
-        )
-    return snapshot
 
 
 def check_models_dir(models_dir: str | Path) -> None:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from loraroute import __version__
+from loraroute._version import __version__
 from loraroute.artifacts import artifact_name
 from loraroute.config import TrainConfig
 from loraroute.data.mc_sources import MMLU_PRO
@@ -205,6 +205,8 @@ def _usage(task, cfg: TrainConfig, name: str, repo_id: str | None) -> list[str]:
         "```",
         "",
     ]
+    # only a PII config has label_all_subwords, and the notes are built for every task
+    subwords = "" if task.name == "pii" and cfg.label_all_subwords else ", as training labelled it"
     notes = {
         "intent": "The pipeline gives the model's top category. loraroute adds the stored low-confidence fallback "
         "(`fallback_threshold` in lora_config.json) and serving's confidence threshold.",
@@ -213,7 +215,7 @@ def _usage(task, cfg: TrainConfig, name: str, repo_id: str | None) -> list[str]:
         "for the target false-positive rate is in `thresholds.json` and applies only through loraroute "
         "(`score >= threshold` means jailbreak); the pipeline's own label is the 0.5 argmax.",
         "pii": "With `first`, a word takes its first subword's label"
-        + ("" if getattr(cfg, "label_all_subwords", False) else ", as training labelled it")
+        + subwords
         + ', and the entities are loraroute\'s `Predictor.predict(texts, decoding="argmax", patterns=False, '
         "threshold=0, gate=False)`. loraroute's answers add its decoding rules (the most probable valid BIO "
         "sequence, whitespace-free chunks such as e-mails kept whole, trailing punctuation trimmed), "
@@ -229,7 +231,7 @@ def model_card(task, cfg: TrainConfig, report: dict[str, Any], name: str, repo_i
     """The ``huggingface_hub.ModelCard`` of a model directory called ``name`` (published as ``repo_id``)."""
     from huggingface_hub import ModelCard
 
-    from loraroute.evaluate import markdown_table
+    from loraroute.metrics.reports import markdown_table
 
     data = card_data(task, cfg, report, name)
     _, _, offline = OFFLINE_DATA.get(task.name, ([], [], "the task's offline default"))

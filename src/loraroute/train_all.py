@@ -1,4 +1,5 @@
-"""``loraroute train-all``: every encoder task x every base model, checked after training, summarised at the end.
+"""Runs of many models: ``loraroute train-all`` (every encoder task x every base model, checked after training,
+summarised at the end) and ``loraroute train-specialists`` (the six solver specialists).
 
 What the seed's ``train_cpu_optimized.sh`` scripts did per task, done once for all tasks: a failed model is
 recorded with its error and the loop goes on; each trained model answers fixed probe texts and (when the export
@@ -7,7 +8,6 @@ package provides it) passes ``verify``; the summary lands in the terminal, ``sum
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
@@ -20,13 +20,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from loraroute.artifacts import artifact_name, checkpoint_dir
-from loraroute.config import TrainConfig
-from loraroute.evaluate import markdown_table
+from loraroute.artifacts import artifact_name, checkpoint_dir, write_json
+from loraroute.config import TrainConfig, resolve_config
+from loraroute.metrics.reports import markdown_table
 from loraroute.progress import LOG_FILE, RunProgress, run_log
 from loraroute.resources import Resources, detect_resources, fit_batch, with_oom_retry
 from loraroute.tasks import get_task, task_names
 from loraroute.tasks.base import Task
+from loraroute.tasks.solver import SPECIALISTS, SolverConfig, SolverTask
 
 log = logging.getLogger("loraroute")
 
@@ -59,34 +60,34 @@ def encoder_tasks() -> list[str]:
     return [name for name in task_names() if get_task(name).kind != "causal"]
 
 
-def run_values(
-    task: Task, model: str, output_dir: str, settings: dict[str, Any], quick: bool, recipes: Path | None
-) -> tuple[dict[str, Any], str]:
-    """Config values for one run: recipe < --quick defaults < explicit settings; and where they came from."""
-    values: dict[str, Any] = {}
-    where = "train-all settings"
-    if recipes is not None:
-        from loraroute.models.registry import arch_name
+def recipe_for(task: Task, model: str, recipes: str | Path | None) -> Path | None:
+    """``recipes/{task}_{model's short name}.yaml`` where that recipe exists."""
+    if recipes is None:
+        return None
+    from loraroute.models.registry import arch_name
 
-        recipe = Path(recipes) / f"{task.name}_{arch_name(model)}.yaml"
-        if recipe.exists():
-            values = task.config_class.from_yaml(recipe).to_dict()
-            where = str(recipe)
-    if quick:
-        values.update(epochs=QUICK_EPOCHS, max_samples=QUICK_SAMPLES)
-    values.update(settings)
-    values.update(task=task.name, model=model, output_dir=str(output_dir))
-    return values, where
+    recipe = Path(recipes) / f"{task.name}_{arch_name(model)}.yaml"
+    return recipe if recipe.exists() else None
+
+
+def run_config(
+    task: Task, model: str, output_dir: str, settings: dict[str, Any], quick: bool, recipes: str | Path | None
+) -> TrainConfig:
+    """One run's config: its recipe < --quick < the settings given for every run; task, model and output_dir fixed.
+
+    --quick beats the recipe: it is asked for on the command line, and a recipe's epochs are a real run's."""
+    smoke = {"epochs": QUICK_EPOCHS, "max_samples": QUICK_SAMPLES} if quick else {}
+    return resolve_config(
+        task.config_class,
+        yaml_path=recipe_for(task, model, recipes),
+        options={**smoke, **settings},
+        fixed={"task": task.name, "model": model, "output_dir": str(output_dir)},
+        where="train-all settings",
+    )
 
 
 def verifier() -> Callable[..., dict] | None:
-    """``loraroute.export.verify.verify_model`` where the export package has it, else None."""
-    try:
-        found = importlib.util.find_spec("loraroute.export.verify") is not None
-    except ImportError:
-        found = False
-    if not found:
-        return None
+    """``loraroute.export.verify.verify_model``, or None where the 'onnx' extra is missing (logged)."""
     from loraroute.extras import missing_modules
 
     if absent := missing_modules("onnx", "onnxruntime"):  # verify exports and runs ONNX: the core goes without it
@@ -102,7 +103,7 @@ def verifier() -> Callable[..., dict] | None:
 
 def check_model(task: Task, record: RunRecord, verify: Callable[..., dict] | None) -> None:
     """Probe texts through a fresh Predictor (what a user loads), then verify; raises on a failed check."""
-    from loraroute.predict import Predictor
+    from loraroute.inference import Predictor
 
     stage = "probe"
     try:
@@ -213,8 +214,7 @@ def run_one(
     cfg: TrainConfig | None = None
     try:
         try:
-            values, where = run_values(task, record.model, str(output_dir), settings, quick, recipes)
-            cfg = task.config_class.from_dict(values, where=where)
+            cfg = run_config(task, record.model, str(output_dir), settings, quick, recipes)
         except Exception as exc:
             raise _Stage("config", exc) from exc
         run_log_file = checkpoint_dir(cfg, artifact_name(task.artifact_prefix, cfg)) / LOG_FILE
@@ -315,3 +315,96 @@ def write_summary(
         + "\n"
     )
     return md, js
+
+
+# --- train-specialists -----------------------------------------------------------------------------------------
+def specialist_configs(
+    options: dict[str, Any] | None = None,
+    names: list[str] | None = None,
+    *,
+    yaml_path: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> list[SolverConfig]:
+    """One config per specialist: its table settings < the YAML file < ``options`` < key=value overrides."""
+    names = names or list(SPECIALISTS)
+    unknown = sorted(set(names) - set(SPECIALISTS))
+    if unknown:
+        raise ValueError(f"unknown specialist(s) {unknown}; choose from {', '.join(SPECIALISTS)}")
+    return [
+        resolve_config(
+            SolverConfig,
+            yaml_path=yaml_path,
+            options=options,
+            overrides=overrides,
+            fixed={"specialist": name, "task": "solver"},
+            where=f"specialist {name}",
+        )
+        for name in names
+    ]
+
+
+def train_specialists(configs: list[SolverConfig]) -> list[dict[str, Any]]:
+    """Train each specialist's config; a failed run is recorded and the loop goes on. Writes
+    ``specialists_summary.{json,md}`` into the output directory."""
+    from loraroute.training import train_task
+
+    rows = []
+    for cfg in configs:
+        row: dict[str, Any] = {
+            "specialist": cfg.specialist,
+            "categories": ", ".join(SPECIALISTS[cfg.specialist].categories),
+        }
+        try:
+            result = train_task(SolverTask(), cfg)
+        except Exception as exc:  # one specialist's bad data must not lose the other five runs
+            log.error("%s failed: %s", cfg.specialist, exc)
+            rows.append({**row, "status": f"failed: {exc}".splitlines()[0]})
+            continue
+        if result.artifact_dir is None:  # not the main process
+            continue
+        test = result.report["test"]
+        rows.append(
+            {
+                **row,
+                "status": "ok",
+                "questions": test["num_examples"],
+                "baseline_accuracy": test["baseline_accuracy"],
+                "accuracy": test["accuracy"],
+                "gain_points": test["gain_points"],
+                "baseline_unparsed": test["baseline_unparsed"],
+                "unparsed": test["unparsed"],
+                "model_dir": str(result.artifact_dir),
+            }
+        )
+    out = Path(configs[0].output_dir) if configs else Path(".")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "specialists_summary.json", rows)
+    (out / "specialists_summary.md").write_text(specialists_table(rows) + "\n")
+    return rows
+
+
+def specialists_table(rows: list[dict[str, Any]]) -> str:
+    header = [
+        "specialist",
+        "categories",
+        "questions",
+        "baseline acc",
+        "trained acc",
+        "gain (points)",
+        "unparsed (base -> trained)",
+        "status",
+    ]
+    body = [
+        [
+            r["specialist"],
+            r["categories"],
+            r.get("questions", "-"),
+            r.get("baseline_accuracy", "-"),
+            r.get("accuracy", "-"),
+            r.get("gain_points", "-"),
+            f"{r['baseline_unparsed']} -> {r['unparsed']}" if "unparsed" in r else "-",
+            r["status"],
+        ]
+        for r in rows
+    ]
+    return markdown_table(header, body)

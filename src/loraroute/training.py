@@ -28,11 +28,13 @@ from loraroute.artifacts import (
     atomic_directory,
     checkpoint_dir,
     clean,
+    read_meta,
     remove_tree,
     save_model_artifact,
     write_json,
 )
 from loraroute.config import TrainConfig
+from loraroute.inference import Predictor
 from loraroute.model_card import write_model_card
 from loraroute.models.loading import (
     attach_lora,
@@ -42,7 +44,6 @@ from loraroute.models.loading import (
     trainable_parameters,
 )
 from loraroute.models.registry import resolve_model
-from loraroute.predict import Predictor, read_meta
 from loraroute.progress import CURVES_FILE, LOG_FILE, RunProgress, is_main_process, plot_training_curves, run_log
 from loraroute.resources import training_device
 from loraroute.tasks.base import Task
@@ -101,6 +102,11 @@ def train_task(task: Task, cfg: TrainConfig, callbacks: list[TrainerCallback] | 
     """Train, evaluate and write the model directory. A :class:`RunProgress` in ``callbacks`` replaces the default
     bar; the run's log is written next to its checkpoints (:func:`checkpoint_dir`) and copied into the model
     directory as train.log."""
+    if not isinstance(cfg, task.config_class):  # the task reads its own settings (cfg.mapping, cfg.target_fpr)
+        raise TypeError(
+            f"{task.name} needs its own config class, {task.config_class.__name__} "
+            f"(get_task({task.name!r}).config_class), not {type(cfg).__name__}"
+        )
     cfg.task = task.name
     cfg.validate()
     name = artifact_name(task.artifact_prefix, cfg)
@@ -195,7 +201,7 @@ def _train_task(
     model = trainer.model.float().cpu() if training_device() != "cpu" else trainer.model
     with atomic_directory(final_dir) as tmp:
         merged = save_model_artifact(tmp, model, tokenizer, task, labels, cfg, resolve_model(cfg.model))
-        predictor = Predictor(merged, tokenizer, read_meta(tmp))
+        predictor = Predictor(merged, tokenizer, read_meta(tmp), task)
         report = task.evaluate(predictor, splits, cfg, tmp)
         report["training"] = {
             "seconds": round(seconds, 1),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loraroute.config import TrainConfig
 from loraroute.tasks import get_task
+from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl
 
@@ -25,7 +25,7 @@ def intent_artifact(tiny_encoder, tmp_path_factory):
         if arch not in cache:
             tmp = tmp_path_factory.mktemp(f"intent-{arch}")
             data = write_intent_jsonl(tmp / "d.jsonl")
-            cfg = TrainConfig.from_dict(
+            cfg = IntentConfig.from_dict(
                 dict(
                     model=str(tiny_encoder(arch)),
                     data=str(data),

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from loraroute.export.candle import CandlePredictor, candle_skip_reason, upstream_loadability, upstream_report
 from loraroute.export.probes import probe_texts
 from loraroute.export.verify import LOGIT_TOLERANCE, RUNTIMES, format_report, verify_model
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 
 CANDLE = RUNTIMES["e"]
 

@@ -10,8 +10,9 @@ from transformers import AutoModelForSequenceClassification, AutoModelForTokenCl
 
 import loraroute.export.onnx as onnx_export
 from loraroute.cli import main
-from loraroute.export.onnx import OnnxPredictor, _export_graph, export_onnx, graph_inputs, onnx_path
-from loraroute.predict import Predictor
+from loraroute.export.onnx import _export_graph, export_onnx, graph_inputs
+from loraroute.inference import OnnxPredictor, Predictor
+from loraroute.inference.onnx import onnx_path
 from tests.conftest import ENCODER_ARCHS, tiny_config
 
 # Batch sizes and lengths the export example (2 texts, ~16 tokens) never had, plus truncation at max_length.
@@ -101,11 +102,6 @@ def test_cli_export_onnx_int8_writes_both_files_next_to_the_tokenizer(intent_art
     assert {p.name for p in (model_dir / "onnx").iterdir()} == {"model.onnx", "model.int8.onnx"}
     assert "model.int8.onnx" in capsys.readouterr().out
     assert (model_dir / "tokenizer.json").exists() and (model_dir / "label_mapping.json").exists()
-
-
-def test_onnx_predictor_without_an_export_says_which_command_makes_one(intent_artifact):
-    with pytest.raises(FileNotFoundError, match="loraroute export onnx .* --int8"):
-        OnnxPredictor.load(intent_artifact("bert"), int8=True)
 
 
 def test_export_refuses_a_pickle_only_directory(tmp_path):

@@ -11,10 +11,10 @@ from safetensors.torch import load_file, save_file
 from loraroute.cli import main
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES
 from loraroute.data.pii import PRESIDIO_ENTITIES
-from loraroute.export.onnx import OnnxPredictor, export_onnx
+from loraroute.export.onnx import export_onnx
 from loraroute.export.probes import probe_texts
 from loraroute.export.verify import REPORT_FILE, check_contract, verify_model
-from loraroute.predict import Predictor
+from loraroute.inference import OnnxPredictor, Predictor
 from loraroute.tasks.pii_spans import bio_labels
 
 

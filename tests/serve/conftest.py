@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from loraroute.config import TrainConfig
-from loraroute.tasks import get_task, task_names
+from loraroute.tasks import get_task
+from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
 from tests.conftest import write_intent_jsonl
 
@@ -31,7 +31,7 @@ INTENT_PROBES = ["question 1: integral matrix prime", "question 2: tenant court 
 
 
 def train_tiny_intent(encoder: Path, data: Path, out: Path, arch: str) -> Path:
-    cfg = TrainConfig.from_dict(
+    cfg = IntentConfig.from_dict(
         dict(
             model=str(encoder),
             data=str(data),
@@ -50,9 +50,7 @@ def train_tiny_intent(encoder: Path, data: Path, out: Path, arch: str) -> Path:
     return train_task(get_task("intent"), cfg).artifact_dir
 
 
-def train_tiny_pii(encoder: Path, out: Path, arch: str) -> Path | None:
-    if "pii" not in task_names():
-        return None
+def train_tiny_pii(encoder: Path, out: Path, arch: str) -> Path:
     task = get_task("pii")
     cfg = task.config_class.from_dict(
         dict(
@@ -76,9 +74,7 @@ def train_tiny_pii(encoder: Path, out: Path, arch: str) -> Path | None:
     return train_task(task, cfg).artifact_dir
 
 
-def train_tiny_jailbreak(encoder: Path, out: Path, arch: str) -> Path | None:
-    if "jailbreak" not in task_names():
-        return None
+def train_tiny_jailbreak(encoder: Path, out: Path, arch: str) -> Path:
     task = get_task("jailbreak")
     cfg = task.config_class.from_dict(
         dict(
@@ -101,18 +97,17 @@ def train_tiny_jailbreak(encoder: Path, out: Path, arch: str) -> Path | None:
 
 @pytest.fixture(scope="session")
 def real_set(tiny_encoder, trained_tree, tmp_path_factory) -> Path:
-    """A models directory with real tiny models for every task whose module is registered."""
+    """A models directory with real tiny models for every served task."""
     root = tmp_path_factory.mktemp("real-set")
     copy_model(trained_tree["intent_bert"], root / trained_tree["intent_bert"].name)
-    if "pii_bert" in trained_tree:
-        copy_model(trained_tree["pii_bert"], root / trained_tree["pii_bert"].name)
+    copy_model(trained_tree["pii_bert"], root / trained_tree["pii_bert"].name)
     train_tiny_jailbreak(tiny_encoder("bert"), root, "bert")
     return root
 
 
 @pytest.fixture(scope="session")
 def trained_tree(tiny_encoder, tmp_path_factory) -> dict[str, Path]:
-    """Real tiny model directories: intent on bert and roberta, PII on bert when the PII task exists."""
+    """Real tiny model directories: intent on bert and roberta, PII on bert."""
     root = tmp_path_factory.mktemp("trained")
     data = write_intent_jsonl(root / "intent.jsonl")
     models = root / "models"
@@ -120,9 +115,7 @@ def trained_tree(tiny_encoder, tmp_path_factory) -> dict[str, Path]:
         "intent_bert": train_tiny_intent(tiny_encoder("bert"), data, models, "bert"),
         "intent_roberta": train_tiny_intent(tiny_encoder("roberta"), data, models, "roberta"),
     }
-    pii = train_tiny_pii(tiny_encoder("bert"), models, "bert")
-    if pii is not None:
-        out["pii_bert"] = pii
+    out["pii_bert"] = train_tiny_pii(tiny_encoder("bert"), models, "bert")
     return out
 
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 from loraroute.serve.api import create_app
 from loraroute.serve.config import ServeConfig
 from loraroute.serve.unified import UnifiedClassifier

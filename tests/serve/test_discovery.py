@@ -69,8 +69,6 @@ def test_a_directory_whose_metadata_names_another_task_is_rejected(trained_tree,
 
 
 def test_real_pii_and_intent_models_pass_the_contract_check(decoy_tree, trained_tree):
-    if "pii_bert" not in trained_tree:
-        pytest.skip("the PII task is not registered in this tree")
     found = discover(decoy_tree)
     assert found.chosen["pii"].name == "lora_pii_detector_bert_r4_model"
     assert "no valid model for security" in found.rule

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 from loraroute.serve.api import create_app, exposure_warning
 from loraroute.serve.config import ServeConfig
 from loraroute.serve.discovery import discover

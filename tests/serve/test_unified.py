@@ -2,7 +2,7 @@
 
 import pytest
 
-from loraroute.predict import Predictor
+from loraroute.inference import Predictor
 from loraroute.serve.discovery import discover
 from loraroute.serve.unified import UnifiedClassifier, load_predictor
 from loraroute.tasks.answers import AnswerOptions as Options
@@ -119,8 +119,9 @@ def test_without_an_exported_graph_the_backend_falls_back_to_pytorch(trained_tre
 
 
 def test_an_exported_onnx_graph_is_used_and_answers_like_pytorch(trained_tree, tmp_path):
-    onnx = pytest.importorskip("loraroute.export.onnx")
     import shutil
+
+    from loraroute.export import onnx
 
     model = shutil.copytree(trained_tree["intent_bert"], tmp_path / "lora_intent_classifier_bert_r4_model")
     onnx.export_onnx(model)

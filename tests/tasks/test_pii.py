@@ -9,11 +9,11 @@ from transformers import set_seed
 from loraroute.cli import main
 from loraroute.data.pii_natural import load_natural_set
 from loraroute.data.sources import DataError
+from loraroute.inference import Predictor
+from loraroute.metrics.spans import entity_metrics
 from loraroute.models.loading import load_base_model, load_tokenizer
-from loraroute.predict import Predictor
 from loraroute.tasks import get_task
 from loraroute.tasks.pii import PIIConfig, PIITask, bio_entities, confusion_matrix_with_none
-from loraroute.tasks.pii_metrics import entity_metrics
 from loraroute.tasks.pii_spans import IGNORE_INDEX, align_spans_to_tokens
 from loraroute.training import train_task
 
@@ -118,7 +118,7 @@ def test_training_writes_the_pii_layout_and_lowers_the_token_loss(
     trained = Predictor.load(out)
     set_seed(3)
     start = Predictor(
-        load_base_model(str(encoder), "token", trained.labels), load_tokenizer(str(encoder)), trained.meta
+        load_base_model(str(encoder), "token", trained.labels), load_tokenizer(str(encoder)), trained.meta, trained.task
     )
     records = get_task("pii").load_splits(tiny_pii_cfg(encoder, tmp_path)).train[:64]
     assert token_nll(trained, records) < token_nll(start, records) - 0.5

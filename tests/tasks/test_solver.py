@@ -15,7 +15,8 @@ from loraroute.data.sources import DataError
 from loraroute.models.loading import load_base_model, load_tokenizer
 from loraroute.tasks import get_task
 from loraroute.tasks.causal_lm import extract_choice
-from loraroute.tasks.solver import SPECIALISTS, SolverConfig, score, specialist_configs
+from loraroute.tasks.solver import SPECIALISTS, SolverConfig, score
+from loraroute.train_all import specialist_configs
 from loraroute.training import train_task
 
 

@@ -23,9 +23,10 @@ from collections.abc import Callable
 
 from loraroute.data.mmlu import load_mmlu
 from loraroute.data.sources import DataError, read_hub, read_rows
-from loraroute.tasks.causal_parsing import MC_LETTERS
 
 MMLU_PRO = "TIGER-Lab/MMLU-Pro"
+
+MC_LETTERS = "ABCDEFGHIJ"  # option letters: MMLU-Pro has up to 10 options
 
 
 def mc_record(

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import LORA_CONFIG, read_json
+from loraroute.artifacts import LORA_CONFIG, read_json, read_meta
+from loraroute.inference.predictor import BasePredictor
+from loraroute.inference.windows import run_batches
 from loraroute.models.loading import load_tokenizer, refuse_pickle_only
-from loraroute.predict import BasePredictor, read_meta
-from loraroute.tasks import get_task
-from loraroute.tasks.base import run_batches
+from loraroute.tasks import task_of
 
 INSTALL_HINT = "pip install 'loraroute[candle]' (the candle-nn==0.4.2 wheel, imported as `candle`)"
 CANDLE_READS = ("config.json", "tokenizer.json", "model.safetensors", LORA_CONFIG)
@@ -250,8 +250,8 @@ def candle_skip_reason(model_dir: str | Path) -> str | None:
 class CandlePredictor(BasePredictor):
     """The merged BERT under candle, with Predictor's interface (``logits``, ``predict``)."""
 
-    def __init__(self, bert, classifier, tokenizer, meta: dict[str, Any], batch_size: int = 32):
-        super().__init__(tokenizer, meta, batch_size)
+    def __init__(self, bert, classifier, tokenizer, meta: dict[str, Any], task, batch_size: int = 32):
+        super().__init__(tokenizer, meta, task, batch_size)
         self.bert, self.classifier = bert, classifier
 
     @classmethod
@@ -263,6 +263,7 @@ class CandlePredictor(BasePredictor):
         path = Path(path)
         refuse_pickle_only(path)
         meta = read_meta(path)
+        task = task_of(path, meta)
         config = read_json(path / "config.json")
         if config.get("model_type") != "bert":
             raise ValueError(f"{path}: model_type {config.get('model_type')!r}; candle runs BERT only")
@@ -275,8 +276,7 @@ class CandlePredictor(BasePredictor):
             k: v if str(v.dtype) == "F32" else v.to_dtype(candle.f32)
             for k, v in candle.utils.load_safetensors(str(path / "model.safetensors")).items()
         }
-        kind = get_task(meta["task"]).kind
-        bert = BertModel(cfg, add_pooling_layer=kind != "token")  # token heads read hidden states, not the pooler
+        bert = BertModel(cfg, add_pooling_layer=task.kind != "token")  # token heads read hidden states, not the pooler
         state = {k[len("bert.") :]: v for k, v in tensors.items() if k.startswith("bert.")}
         # A buffer transformers does not save; candle's forward builds its own positions and never reads it.
         state.setdefault("embeddings.position_ids", bert.embeddings.position_ids)
@@ -285,7 +285,7 @@ class CandlePredictor(BasePredictor):
             raise ValueError(f"{path}: model.safetensors has no classifier.weight")
         classifier = Linear(cfg.hidden_size, tensors["classifier.weight"].shape[0])
         classifier.weight, classifier.bias = tensors["classifier.weight"], tensors.get("classifier.bias")
-        return cls(bert, classifier, load_tokenizer(str(path)), meta)
+        return cls(bert, classifier, load_tokenizer(str(path)), meta, task)
 
     def _forward(self, enc) -> np.ndarray:
         import candle

@@ -1,4 +1,5 @@
-"""ONNX export of a model directory's merged model (fp32, optionally dynamic int8) and an ONNX Runtime predictor.
+"""ONNX export of a model directory's merged model (fp32, optionally dynamic int8); ``loraroute.inference.onnx``
+runs it.
 
 The graph takes ``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the tokenizer emits them and the
 model reads them) with dynamic batch and sequence axes, and returns ``logits``. Tokenizer and label maps stay at the
@@ -13,23 +14,16 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from loraroute.artifacts import make_world_readable
+from loraroute.artifacts import make_world_readable, read_meta
 from loraroute.extras import require_extra
+from loraroute.inference.onnx import FP32_FILE, INT8_FILE, ONNX_DIR
 from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
 from loraroute.models.registry import ENCODER_TYPES
-from loraroute.predict import BasePredictor
-from loraroute.tasks import get_task
-from loraroute.tasks.base import run_batches
+from loraroute.tasks import task_of
 
 log = logging.getLogger("loraroute")
 
-ONNX_DIR = "onnx"
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
 # 17 has LayerNormalization as one op (ORT fuses it); every ORT since 1.14 runs it.
 OPSET = 17
 # Export-tested with torch's TorchScript exporter (dynamo=False) on transformers 5.x, sequence and token heads.
@@ -37,20 +31,14 @@ SUPPORTED_TYPES = ENCODER_TYPES
 EXPORT_TEXTS = ["short probe", "a longer probe sentence so that the two rows differ in length and need padding"]
 
 
-def onnx_path(model_dir: str | Path, int8: bool = False) -> Path:
-    return Path(model_dir) / ONNX_DIR / (INT8_FILE if int8 else FP32_FILE)
-
-
 def _load_merged(model_dir: Path):
-    from loraroute.predict import read_meta
-
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory")
     refuse_pickle_only(model_dir)
     if not (model_dir / "model.safetensors").exists():
         raise FileNotFoundError(f"{model_dir / 'model.safetensors'}: missing (ONNX export needs the merged model)")
     meta = read_meta(model_dir)
-    task = get_task(meta["task"])
+    task = task_of(model_dir, meta)
     if task.kind not in ("sequence", "token"):
         raise ValueError(
             f"{model_dir}: ONNX export covers encoder classifiers (sequence, token); task "
@@ -156,65 +144,3 @@ def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path |
         _atomic_write(out / INT8_FILE, lambda tmp: _quantize(fp32, tmp))
         log.info("quantised %s", out / INT8_FILE)
     return fp32
-
-
-class OnnxPredictor(BasePredictor):
-    """An exported model under ONNX Runtime with Predictor's interface (``logits``, ``predict``, ``labels``...)."""
-
-    def __init__(self, session, tokenizer, meta: dict[str, Any], batch_size: int = 32):
-        super().__init__(tokenizer, meta, batch_size)
-        self.session = session
-        self.input_names = [i.name for i in session.get_inputs()]
-
-    @classmethod
-    def load(
-        cls,
-        path: str | Path,
-        int8: bool = False,
-        onnx_file: str | Path | None = None,
-        threads: int | None = None,
-        providers: list[str] | None = None,
-    ) -> OnnxPredictor:
-        require_extra("onnx", "the ONNX Runtime predictor", "onnxruntime")
-        import onnxruntime as ort
-
-        from loraroute.predict import read_meta
-
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such model directory")
-        graph = Path(onnx_file) if onnx_file else onnx_path(path, int8)
-        if not graph.exists():
-            raise FileNotFoundError(
-                f"{graph}: missing; run `loraroute export onnx {path}{' --int8' if int8 else ''}` first"
-            )
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        providers = providers or [
-            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
-        ]
-        session = ort.InferenceSession(str(graph), options, providers=providers)
-        return cls(session, load_tokenizer(str(path)), read_meta(path))
-
-    def _forward(self, enc) -> np.ndarray:
-        feeds = {}
-        for name in self.input_names:
-            if name in enc:
-                feeds[name] = np.asarray(enc[name], dtype=np.int64)
-            elif name == "token_type_ids":  # what PyTorch substitutes when the tokenizer gives none
-                feeds[name] = np.zeros_like(np.asarray(enc["input_ids"], dtype=np.int64))
-            else:
-                raise ValueError(f"ONNX graph input {name!r} is not produced by the tokenizer")
-        return self.session.run(["logits"], feeds)[0]
-
-    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return run_batches(
-            self._forward,
-            self.tokenizer,
-            texts,
-            self.meta["max_length"],
-            self.batch_size,
-            return_offsets=self.task.kind == "token",
-            tensors="np",
-        )

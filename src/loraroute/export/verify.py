@@ -19,7 +19,7 @@ import numpy as np
 from loraroute.artifacts import LORA_CONFIG, make_world_readable, read_json, write_json
 from loraroute.export.candle import candle_skip_reason, upstream_loadability, upstream_report  # noqa: F401 (API)
 from loraroute.models.loading import refuse_pickle_only
-from loraroute.tasks import get_task, task_for_artifact
+from loraroute.tasks import get_task, task_for_artifact, task_of
 
 LOGIT_TOLERANCE = 1e-4
 INT8_MIN_AGREEMENT = 0.99
@@ -145,7 +145,7 @@ def check_contract(model_dir: str | Path) -> list[str]:
 
 # --- runtime agreement ---------------------------------------------------------------------------------------
 def _span_f1(ref: list[dict], other: list[dict]) -> float:
-    from loraroute.tasks.pii_metrics import entity_metrics
+    from loraroute.metrics.spans import entity_metrics
 
     micro = entity_metrics([r["entities"] for r in ref], [o["entities"] for o in other])["micro"]
     return 1.0 if micro["tp"] + micro["fp"] + micro["fn"] == 0 else float(micro["f1"])
@@ -186,8 +186,9 @@ def _run_paths(
 ) -> tuple[dict[str, tuple], dict[str, str], dict[str, str]]:
     """Logits of every runtime that loads; errors by runtime for those that do not; why a runtime was skipped."""
     from loraroute.export.candle import CandlePredictor
-    from loraroute.export.onnx import OnnxPredictor, export_onnx, onnx_path
-    from loraroute.predict import Predictor
+    from loraroute.export.onnx import export_onnx
+    from loraroute.inference import OnnxPredictor, Predictor
+    from loraroute.inference.onnx import onnx_path
 
     results: dict[str, tuple] = {}
     errors: dict[str, str] = {}
@@ -230,8 +231,8 @@ def _run_paths(
 def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, write: bool = True) -> dict[str, Any]:
     """Check the contract and compare runtimes on the probe set (+ ``extra_texts``); ``report["passed"]`` says
     whether everything is within tolerance. Writes ``verify_report.json`` into ``model_dir`` unless ``write=False``."""
+    from loraroute.artifacts import read_meta
     from loraroute.export.probes import probe_texts
-    from loraroute.predict import read_meta
 
     model_dir = Path(model_dir)
     problems = check_contract(model_dir)
@@ -257,7 +258,7 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
         report["passed"] = False
         return report
     meta = read_meta(model_dir)
-    task = get_task(meta["task"])
+    task = task_of(model_dir, meta)
     texts, unprobed = probe_texts(task.name, task.kind, meta["labels"])
     texts += list(extra_texts or [])
     report.update(task=task.name, kind=task.kind, num_texts=len(texts), labels_without_written_probe=unprobed)
@@ -303,7 +304,7 @@ def _write_atomic(path: Path, data: Any) -> None:
 
 def format_report(report: dict[str, Any]) -> str:
     """A table of the pairs, then contract problems and errors, then the verdict."""
-    from loraroute.evaluate import markdown_table
+    from loraroute.metrics.reports import markdown_table
 
     rows = []
     for pair, m in report.get("pairs", {}).items():

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loraroute import __version__
+from loraroute._version import __version__
 from loraroute.serve.batching import DeadlineExceeded, MicroBatcher, QueueFull
 from loraroute.serve.config import ServeConfig
 from loraroute.serve.discovery import SERVE_TASKS, Discovery

@@ -1,19 +1,21 @@
-"""Server settings: one dataclass whose fields become `loraroute serve` options (kept free of heavy imports)."""
+"""Server settings: one dataclass whose fields become `loraroute serve` options (kept free of heavy imports).
+
+It shares :class:`loraroute.config.Settings` with the training configs: built by the same resolver, so an unknown
+key is an error here too, and values are coerced and checked the same way."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from loraroute.config import ConfigError, option
+from loraroute.config import ConfigError, Settings, option
 
 BACKENDS = ("auto", "onnx", "onnx-int8", "pytorch")
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(Settings):
     models_dir: str = option("models", "Directory scanned for lora_* model directories (see `loraroute discover`).")
     host: str = option("127.0.0.1", "Interface to listen on (0.0.0.0 exposes the server to the network).")
     port: int = option(8080, "TCP port.")
@@ -108,18 +110,9 @@ class ServeConfig:
                 problems.append(f"{name} must be in [0, 1]")
         if self.max_queued_texts < self.max_batch_texts:
             problems.append("max_queued_texts must be at least max_batch_texts (else a full request never fits)")
-        if self.log_format not in ("text", "json"):
-            problems.append("log_format must be text or json")
-        if self.backend not in BACKENDS:
-            problems.append(f"backend must be one of {', '.join(BACKENDS)}")
+        problems += self.choice_problems()  # backend, log_format
         if problems:
             raise ConfigError("Invalid serve configuration: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ServeConfig:
-        cfg = cls(**{k: v for k, v in values.items() if k in {f.name for f in fields(cls)}})
-        cfg.validate()
-        return cfg
 
     def thresholds(self) -> dict[str, float | None]:
         """Thresholds the operator set (None: the model's or the task's own)."""

@@ -88,7 +88,7 @@ class Discovery:
     upstream: dict = field(default_factory=dict)  # what upstream's own discovery would pick here (upstream_view)
 
     def table(self) -> str:
-        from loraroute.evaluate import markdown_table  # lazily: evaluate pulls in scikit-learn (seconds)
+        from loraroute.metrics.reports import markdown_table
 
         rows = [[c.path.name, c.task or "-", c.arch or "-", c.status, c.reason] for c in self.candidates]
         head = f"Models in {self.models_dir}: {self.rule}"
@@ -156,14 +156,12 @@ def file_problems(path: Path, task: str) -> list[str]:
 
 
 def contract_problems(path: Path, task: str) -> list[str]:
-    """File checks, then the export module's contract check where that module is installed."""
+    """File checks, then the export module's contract check."""
+    from loraroute.export.verify import check_contract
+
     problems = file_problems(path, task)
     if problems:
         return problems
-    try:
-        from loraroute.export.verify import check_contract
-    except ImportError:  # the export module is optional for serving; file checks still apply
-        return []
     try:
         return list(check_contract(path))
     except Exception as exc:  # a checker that crashes on a directory means the directory is unusable

@@ -27,39 +27,25 @@ def load_predictor(path: Path, backend: str = "auto", threads: int | None = None
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     path = Path(path)
     if backend != "pytorch":
+        from loraroute.inference.onnx import onnx_path
+
         int8 = backend == "onnx-int8"
-        onnx_file = path / "onnx" / ("model.int8.onnx" if int8 else "model.onnx")
+        onnx_file = onnx_path(path, int8)
         # auto takes ONNX Runtime only where it can run it: an install without the onnx extra serves PyTorch
         usable = onnx_file.is_file() and (backend != "auto" or not missing_modules("onnxruntime"))
         if usable:
             require_extra("onnx", f"--backend {backend}", "onnxruntime")
-            from loraroute.export.onnx import OnnxPredictor
+            from loraroute.inference import OnnxPredictor
 
-            predictor = _server_onnx_predictor(OnnxPredictor, path, onnx_file, threads)
+            # spinning worker threads would take the CPU the event loop needs for the next requests (ort_session)
+            predictor = OnnxPredictor.load(path, onnx_file=onnx_file, threads=threads, spinning=False)
             return predictor, backend if backend != "auto" else "onnx"
         if backend != "auto":
             flag = " --int8" if int8 else ""
             raise FileNotFoundError(f"{onnx_file}: missing; write it with `loraroute export onnx {path}{flag}`")
-    from loraroute.predict import Predictor
+    from loraroute.inference import Predictor
 
     return Predictor.load(path), "pytorch"
-
-
-def _server_onnx_predictor(cls, path: Path, onnx_file: Path, threads: int | None):
-    """OnnxPredictor on a session tuned for a server: ONNX Runtime's worker threads spin for a while after each
-    call by default, which on a 2-core machine takes the CPU the event loop needs to parse the next requests."""
-    import onnxruntime as ort
-
-    from loraroute.models.loading import load_tokenizer
-    from loraroute.predict import read_meta
-
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    session = ort.InferenceSession(str(onnx_file), options, providers=providers)
-    return cls(session, load_tokenizer(str(path)), read_meta(path))
 
 
 class UnifiedClassifier:

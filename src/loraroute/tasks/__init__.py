@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from loraroute.tasks.base import Task
 
 _TASKS = {
@@ -33,6 +36,12 @@ def task_for_artifact(name: str) -> Task:
         if name.startswith(task.artifact_prefix):
             return task
     raise ValueError(f"{name}: not a loraroute model directory (no known lora_* prefix)")
+
+
+def task_of(path: str | Path, meta: dict[str, Any]) -> Task:
+    """A model directory's task: the one its lora_config.json names (``meta``: ``artifacts.read_meta(path)``), else
+    the one its name's prefix says."""
+    return get_task(meta["task"]) if "task" in meta else task_for_artifact(Path(path).name)
 
 
 def served_tasks() -> dict[str, Task]:

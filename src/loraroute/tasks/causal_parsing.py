@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-MC_LETTERS = "ABCDEFGHIJ"  # MMLU-Pro has up to 10 options
+from loraroute.data.mc_sources import MC_LETTERS
 
 # --------------------------------------------------------------------------- output parsing
 

@@ -67,8 +67,8 @@ class CausalLMTask(Task):
         """``(system, user, target)`` for a record; ``target`` is None when the record has no answer."""
         raise NotImplementedError
 
-    def max_new_tokens(self, cfg: TrainConfig) -> int:
-        return getattr(cfg, "max_new_tokens", None) or self.default_max_new_tokens
+    def max_new_tokens(self, cfg: CausalConfig) -> int:
+        return cfg.max_new_tokens or self.default_max_new_tokens
 
     # --- training ---------------------------------------------------------------------------------------------
     def prompt(self, tokenizer, record: dict, cfg: TrainConfig) -> str:
@@ -108,10 +108,10 @@ class CausalLMTask(Task):
         return {}
 
     # --- answers ----------------------------------------------------------------------------------------------
-    def generate(self, model, tokenizer, records: list[dict], cfg: TrainConfig) -> list[str]:
+    def generate(self, model, tokenizer, records: list[dict], cfg: CausalConfig) -> list[str]:
         prompts = [self.prompt(tokenizer, r, cfg) for r in records]
         return generate_batched(
-            model, tokenizer, prompts, self.max_new_tokens(cfg), batch_size=getattr(cfg, "generation_batch_size", 16)
+            model, tokenizer, prompts, self.max_new_tokens(cfg), batch_size=cfg.generation_batch_size
         )
 
     def predict(self, predictor, texts: list[str], **options) -> list[dict]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from loraroute.config import TrainConfig
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
 from loraroute.data.sources import DataError, read_rows, text_label_records
 from loraroute.data.splits import Splits, split_records, stratified_sample
-from loraroute.evaluate import markdown_table, plot_confusion, summary_table, write_report
+from loraroute.metrics.classification import answer_report
+from loraroute.metrics.reports import markdown_table, plot_confusion, summary_table, write_report
 from loraroute.tasks.causal_lm import parse_category
 from loraroute.tasks.causal_task import CausalLMTask
 
@@ -105,7 +104,7 @@ class GenerativeIntentTask(CausalLMTask):
         records = [{**r, "_labels": labels} for r in splits.test]
         outputs = self.generate(predictor.model, predictor.tokenizer, records, cfg)
         predicted = [parse_category(o, labels) for o in outputs]
-        test = category_report([r["label"] for r in records], predicted, labels)
+        test = answer_report([r["label"] for r in records], predicted, labels)
         report = {
             "task": self.name,
             "split_sizes": splits.sizes(),
@@ -159,37 +158,3 @@ class GenerativeIntentTask(CausalLMTask):
     def answer(self, output: str, record: dict, meta: dict[str, Any]) -> dict:
         label = parse_category(output, record["_labels"])
         return {"label": label, "parsed": label is not None, "output": output}
-
-
-def category_report(truth: list[str], predicted: list[str | None], labels: list[str]) -> dict[str, Any]:
-    """Accuracy, macro F1, per-class P/R/F1 and the unparsed count; unparsed answers count as wrong."""
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
-
-    index = {label: i for i, label in enumerate(labels)}
-    y = np.array([index[t] for t in truth])
-    p = np.array([index[x] if x is not None else -1 for x in predicted])
-    ids = list(range(len(labels)))
-    prec, rec, f1, support = precision_recall_fscore_support(y, p, labels=ids, zero_division=0)
-    parsed = p >= 0
-    unparsed = int((~parsed).sum())
-    matrix = np.zeros((len(labels), len(labels)), dtype=int)
-    np.add.at(matrix, (y[parsed], p[parsed]), 1)
-    return {
-        "num_examples": len(y),
-        "accuracy": float((y == p).mean()) if len(y) else 0.0,
-        "macro_f1": float(f1_score(y, p, labels=ids, average="macro", zero_division=0)),
-        "unparsed": unparsed,
-        "unparsed_rate": float(unparsed / len(y)) if len(y) else 0.0,
-        "accuracy_on_parsed": float((y[parsed] == p[parsed]).mean()) if parsed.any() else 0.0,
-        "per_class": {
-            labels[i]: {
-                "precision": float(prec[i]),
-                "recall": float(rec[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i in ids
-        },
-        "labels": list(labels),
-        "confusion_matrix": matrix.tolist(),
-    }

@@ -17,7 +17,8 @@ from loraroute.config import TrainConfig, option
 from loraroute.data.intent_requests import dedup_against, generate_request_prompts, load_natural_eval_set
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
 from loraroute.data.noise import add_typos
-from loraroute.evaluate import classification_report, per_class_table, plot_confusion, summary_table
+from loraroute.metrics.classification import classification_report
+from loraroute.metrics.reports import per_class_table, plot_confusion, summary_table
 from loraroute.tasks.answers import AnswerOptions, category_statistics
 from loraroute.tasks.sequence import SequenceClassificationTask
 
@@ -68,8 +69,8 @@ class IntentTask(SequenceClassificationTask):
     ]
 
     def offline_records(self, cfg: IntentConfig) -> list[dict]:
-        records = mmlu_intent_records(mapping=getattr(cfg, "mapping", "mmlu"))
-        per_class = getattr(cfg, "request_prompts_per_class", 0)
+        records = mmlu_intent_records(mapping=cfg.mapping)
+        per_class = cfg.request_prompts_per_class
         if per_class:
             generated = generate_request_prompts(per_class, cfg.seed)
             # The natural set is test-only: generated prompts that near-duplicate it never reach training.
@@ -84,8 +85,8 @@ class IntentTask(SequenceClassificationTask):
             return ("question", "category")
         return self.default_columns
 
-    def extra_metadata(self, cfg) -> dict:
-        return {"fallback_threshold": getattr(cfg, "fallback_threshold", 0.0), "fallback_label": "other"}
+    def extra_metadata(self, cfg: IntentConfig) -> dict:
+        return {"fallback_threshold": cfg.fallback_threshold, "fallback_label": "other"}
 
     def extend_report(self, report, predictor, splits, cfg, out_dir: Path, y, probs) -> None:
         sources = sorted({r.get("source", "") for r in splits.test})

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from loraroute.artifacts import THRESHOLDS, write_json
-from loraroute.binary_metrics import binary_report, plot_roc_pr, threshold_for_fpr
 from loraroute.config import TrainConfig, option
 from loraroute.data.jailbreak import (
     COMPONENTS,
@@ -31,7 +30,9 @@ from loraroute.data.jailbreak_checks import shortcut_baselines
 from loraroute.data.jailbreak_hub import labelled_records
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records, stratified_sample
-from loraroute.evaluate import markdown_table, softmax, write_report
+from loraroute.metrics.binary import binary_report, threshold_for_fpr
+from loraroute.metrics.classification import softmax
+from loraroute.metrics.reports import markdown_table, plot_roc_pr, write_report
 from loraroute.tasks.answers import AnswerOptions, category_statistics
 from loraroute.tasks.sequence import SequenceClassificationTask
 
@@ -124,7 +125,7 @@ class JailbreakTask(SequenceClassificationTask):
         return list(LABELS)  # fixed order: benign = 0, jailbreak = 1, as upstream
 
     def loss_function(self, cfg: JailbreakConfig, train: list[dict]):
-        if getattr(cfg, "class_balance", "none") != "weights":
+        if cfg.class_balance != "weights":
             return None
         import torch
 
@@ -196,7 +197,7 @@ class JailbreakTask(SequenceClassificationTask):
         Each eval set ``name`` gets ``report[name]`` (metrics), ``report[f"{name}_families"]`` and
         ``report["shortcut_baselines"][name]``; ``report["eval_sets"]`` lists the names in order."""
         out_dir = Path(out_dir)
-        thresholds = self.calibrate(predictor, splits.validation, getattr(cfg, "target_fpr", 0.01))
+        thresholds = self.calibrate(predictor, splits.validation, cfg.target_fpr)
         write_json(out_dir / THRESHOLDS, thresholds)
         predictor.meta["thresholds"] = thresholds
         t = thresholds["threshold"]

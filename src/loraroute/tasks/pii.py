@@ -37,10 +37,11 @@ from loraroute.data.pii_natural import NATURAL_SETS, load_natural_set
 from loraroute.data.pii_sources import DATA_FORMATS, read_pii_records
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records
-from loraroute.evaluate import markdown_table, plot_confusion, softmax, summary_table, write_report
+from loraroute.metrics.classification import softmax
+from loraroute.metrics.reports import markdown_table, plot_confusion, summary_table, write_report
+from loraroute.metrics.spans import entity_metrics, message_metrics
 from loraroute.tasks.answers import AnswerOptions, category_statistics, utf8_offset
 from loraroute.tasks.base import Task
-from loraroute.tasks.pii_metrics import entity_metrics, message_metrics
 from loraroute.tasks.pii_recognizers import apply_recognizers
 from loraroute.tasks.pii_spans import (
     IGNORE_INDEX,
@@ -482,7 +483,7 @@ class PIITask(Task):
         for part, records in self.natural_sets(predictor).items():
             texts = [r["text"] for r in records]
             natural[part] = ([r["spans"] for r in records], *self.answers(predictor, texts))
-        thresholds = self.calibrate(*natural["validation"][:2], getattr(cfg, "has_pii_recall", 0.95))
+        thresholds = self.calibrate(*natural["validation"][:2], cfg.has_pii_recall)
         write_json(out_dir / THRESHOLDS, thresholds)
         predictor.meta["thresholds"] = thresholds
         report["threshold"] = thresholds

@@ -1,4 +1,4 @@
-"""PII as BIO token classification: tokenizer-agnostic span alignment and decoding (scores: pii_metrics).
+"""PII as BIO token classification: tokenizer-agnostic span alignment and decoding (scores: metrics.spans).
 
 Everything works from a fast tokenizer's ``offset_mapping`` and ``word_ids()`` -- never string
 matching -- so the same code serves WordPiece (BERT), byte-level BPE with ``add_prefix_space``
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-IGNORE_INDEX = -100
+from loraroute.metrics.spans import IGNORE_INDEX
 
 
 def bio_labels(entity_types: Sequence[str]) -> list[str]:

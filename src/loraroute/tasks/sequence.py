@@ -10,14 +10,8 @@ import numpy as np
 from loraroute.config import TrainConfig
 from loraroute.data.sources import DataError, read_rows, text_label_records
 from loraroute.data.splits import Splits, split_records, stratified_sample
-from loraroute.evaluate import (
-    classification_report,
-    per_class_table,
-    plot_confusion,
-    softmax,
-    summary_table,
-    write_report,
-)
+from loraroute.metrics.classification import classification_report, softmax
+from loraroute.metrics.reports import per_class_table, plot_confusion, summary_table, write_report
 from loraroute.tasks.base import Task
 
 

@@ -10,7 +10,6 @@ the run if any evaluation question is in the training data.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ from loraroute.data.leakage import assert_no_leakage, find_leaks
 from loraroute.data.mc_sources import MMLU_PRO, NO_LEAKAGE_SOURCES, hub_source, local_mc, mmlu_pro, offline_mmlu
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, dedupe, stratified_sample
-from loraroute.evaluate import markdown_table, write_report
+from loraroute.metrics.reports import markdown_table, write_report
 from loraroute.tasks.causal_lm import extract_choice, format_mc_question, format_mc_target
 from loraroute.tasks.causal_task import CausalConfig, CausalLMTask
-
-log = logging.getLogger("loraroute")
 
 
 @dataclass(frozen=True)
@@ -351,83 +348,3 @@ def score(records: list[dict], predicted: list[str | None]) -> dict[str, Any]:
         for cat in sorted({r["category"] for r in records})
     }
     return out
-
-
-def specialist_configs(values: dict[str, Any], names: list[str] | None = None) -> list[SolverConfig]:
-    """One config per specialist from the explicitly given ``values``; unset settings come from the table."""
-    names = names or list(SPECIALISTS)
-    unknown = sorted(set(names) - set(SPECIALISTS))
-    if unknown:
-        raise ValueError(f"unknown specialist(s) {unknown}; choose from {', '.join(SPECIALISTS)}")
-    return [
-        SolverConfig.from_dict({**values, "specialist": name, "task": "solver"}, where=f"specialist {name}")
-        for name in names
-    ]
-
-
-def train_specialists(values: dict[str, Any], names: list[str] | None = None) -> list[dict[str, Any]]:
-    """Train each specialist with its table settings (``values`` override all); a failed run is recorded and the
-    loop goes on. Writes ``specialists_summary.{json,md}`` into the output directory."""
-    from loraroute.training import train_task
-
-    rows = []
-    configs = specialist_configs(values, names)
-    for cfg in configs:
-        row: dict[str, Any] = {
-            "specialist": cfg.specialist,
-            "categories": ", ".join(SPECIALISTS[cfg.specialist].categories),
-        }
-        try:
-            result = train_task(SolverTask(), cfg)
-        except Exception as exc:  # one specialist's bad data must not lose the other five runs
-            log.error("%s failed: %s", cfg.specialist, exc)
-            rows.append({**row, "status": f"failed: {exc}".splitlines()[0]})
-            continue
-        if result.artifact_dir is None:  # not the main process
-            continue
-        test = result.report["test"]
-        rows.append(
-            {
-                **row,
-                "status": "ok",
-                "questions": test["num_examples"],
-                "baseline_accuracy": test["baseline_accuracy"],
-                "accuracy": test["accuracy"],
-                "gain_points": test["gain_points"],
-                "baseline_unparsed": test["baseline_unparsed"],
-                "unparsed": test["unparsed"],
-                "model_dir": str(result.artifact_dir),
-            }
-        )
-    out = Path(configs[0].output_dir) if configs else Path(".")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "specialists_summary.json", rows)
-    (out / "specialists_summary.md").write_text(specialists_table(rows) + "\n")
-    return rows
-
-
-def specialists_table(rows: list[dict[str, Any]]) -> str:
-    header = [
-        "specialist",
-        "categories",
-        "questions",
-        "baseline acc",
-        "trained acc",
-        "gain (points)",
-        "unparsed (base -> trained)",
-        "status",
-    ]
-    body = [
-        [
-            r["specialist"],
-            r["categories"],
-            r.get("questions", "-"),
-            r.get("baseline_accuracy", "-"),
-            r.get("accuracy", "-"),
-            r.get("gain_points", "-"),
-            f"{r['baseline_unparsed']} -> {r['unparsed']}" if "unparsed" in r else "-",
-            r["status"],
-        ]
-        for r in rows
-    ]
-    return markdown_table(header, body)

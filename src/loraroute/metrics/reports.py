@@ -1,54 +1,17 @@
-"""Metrics and reports: the numbers the field uses, written as eval_report.json, eval_report.md and PNG plots."""
+"""Every report writer: markdown tables, the confusion-matrix and ROC/PR plots, and ``eval_report.{json,md}``.
+
+Serving and export import ``markdown_table`` from here, so this module must not import scikit-learn (seconds at
+start-up); the ROC/PR curves come from ``binary``, which imports it only when called."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width confidence bins (15, as in Guo et al. 2017)."""
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for lo, hi in itertools.pairwise(edges):
-        in_bin = (conf > lo) & (conf <= hi)
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
-    return float(ece)
-
-
-def classification_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """Accuracy, macro/weighted F1, per-class P/R/F1, confusion matrix and ECE for class-probability outputs."""
-    y_true = np.asarray(y_true)
-    y_pred = probs.argmax(axis=1)
-    ids = list(range(len(labels)))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
-    return {
-        "num_examples": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
-        "ece": expected_calibration_error(probs, y_true),
-        "per_class": {
-            labels[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i in ids
-        },
-        "labels": list(labels),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
-    }
+from loraroute.metrics.binary import as_binary, roc_pr_curves
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -99,6 +62,46 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_roc_pr(y_true, scores, threshold: float, out_dir: Path, title: str, prefix: str = "") -> list[str]:
+    """Write ``{prefix}roc_curve.png`` and ``{prefix}pr_curve.png`` (the threshold marked); returns the names."""
+    from loraroute.extras import pyplot
+
+    if (plt := pyplot(f"{Path(out_dir) / f'{prefix}roc_curve.png'} and {prefix}pr_curve.png")) is None:
+        return []
+
+    y, s = as_binary(y_true, scores)
+    if len(set(y)) < 2:
+        return []
+    pred = s >= threshold
+    at_fpr = (pred & (y == 0)).sum() / max(1, (y == 0).sum())
+    at_recall = (pred & (y == 1)).sum() / max(1, y.sum())
+    at_precision = (pred & (y == 1)).sum() / max(1, pred.sum())
+    names = [f"{prefix}roc_curve.png", f"{prefix}pr_curve.png"]
+    roc, pr = roc_pr_curves(y, s)
+    for name, (xs, ys, point, xlabel, ylabel, log) in zip(
+        names,
+        [
+            (*roc, (at_fpr, at_recall), "false-positive rate (log)", "recall", True),
+            (*pr, (at_recall, at_precision), "recall", "precision", False),
+        ],
+    ):
+        fig, ax = plt.subplots(figsize=(4.5, 4.0))
+        ax.plot(xs, ys, lw=1.5)
+        ax.plot(*point, "o", color="crimson", label=f"threshold {threshold:.4g}")
+        if log:  # the operating region (FPR 0.1%-10%) is invisible on a linear axis
+            ax.set_xscale("symlog", linthresh=1e-3)
+            ax.set_xlim(0, 1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(Path(out_dir) / name, dpi=110)
+        plt.close(fig)
+    return names
 
 
 def write_report(out_dir: Path, report: dict[str, Any], markdown: str) -> None:

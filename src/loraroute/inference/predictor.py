@@ -1,4 +1,5 @@
-"""Loading a model directory for inference (merged model, or base + adapter) and turning texts into answers."""
+"""The PyTorch runtime: a model directory (merged model, or base + adapter) loaded with its task, texts in, the task's
+answers out."""
 
 from __future__ import annotations
 
@@ -8,37 +9,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from loraroute.artifacts import ADAPTER_DIR, LORA_CONFIG, THRESHOLDS, read_json
+from loraroute.artifacts import ADAPTER_DIR, read_meta
+from loraroute.inference.task_lookup import task_of
+from loraroute.inference.windows import batched_logits
+from loraroute.models.hub import resolve
 from loraroute.models.loading import AUTO_CLASSES, load_base_model, load_tokenizer, refuse_pickle_only
-from loraroute.tasks import get_task, task_for_artifact
-from loraroute.tasks.base import batched_logits
-
-
-def read_meta(path: Path) -> dict[str, Any]:
-    """lora_config.json plus the label list from config.json's id2label."""
-    path = Path(path)
-    meta = read_json(path / LORA_CONFIG) if (path / LORA_CONFIG).exists() else {}
-    config = read_json(path / "config.json") if (path / "config.json").exists() else {}
-    id2label = config.get("id2label") or {}
-    if not id2label and (path / "label_mapping.json").exists():  # adapter-only dirs have no config.json
-        id2label = read_json(path / "label_mapping.json").get("id2label") or {}
-    meta["labels"] = [id2label[k] for k in sorted(id2label, key=int)]
-    meta.setdefault("max_length", 512)
-    if (path / THRESHOLDS).exists():  # calibrated decision thresholds (jailbreak), read by predict and serve
-        meta["thresholds"] = read_json(path / THRESHOLDS)
-    if "task" not in meta:
-        meta["task"] = task_for_artifact(path.name).name
-    return meta
 
 
 class BasePredictor:
-    """What every runtime shares (PyTorch here, ONNX Runtime in export/onnx.py): the task, its labels, and
-    answers built from ``logits(texts)`` by the task, so the runtimes cannot drift apart in post-processing."""
+    """What every runtime shares (PyTorch, ONNX Runtime, candle): the task, its labels, and answers built from
+    ``logits(texts)`` by the task, so the runtimes cannot drift apart in post-processing.
 
-    def __init__(self, tokenizer, meta: dict[str, Any], batch_size: int = 32):
+    ``task`` is the model's :class:`loraroute.tasks.base.Task`; the ``load`` classmethods look it up when not given.
+    """
+
+    def __init__(self, tokenizer, meta: dict[str, Any], task, batch_size: int = 32):
         self.tokenizer = tokenizer
         self.meta = meta
-        self.task = get_task(meta["task"])
+        meta.setdefault("task", task.name)  # read_meta leaves it out when only the directory's name tells
+        self.task = task
         self.labels: list[str] = meta["labels"]
         self.label2id = {label: i for i, label in enumerate(self.labels)}
         self.batch_size = batch_size
@@ -55,20 +44,23 @@ class BasePredictor:
 class Predictor(BasePredictor):
     """A trained PyTorch model with its task: ``predict(texts)`` returns the task's answers."""
 
-    def __init__(self, model, tokenizer, meta: dict[str, Any], batch_size: int = 32):
-        super().__init__(tokenizer, meta, batch_size)
+    def __init__(self, model, tokenizer, meta: dict[str, Any], task, batch_size: int = 32):
+        super().__init__(tokenizer, meta, task, batch_size)
         self.model = model.eval()
 
     @classmethod
     def load(
-        cls, path: str | Path, use_adapter: bool = False, device: str | None = None, revision: str | None = None
+        cls,
+        path: str | Path,
+        use_adapter: bool = False,
+        device: str | None = None,
+        revision: str | None = None,
+        task=None,
     ) -> Predictor:
         """``path``: a model directory, or a hub repo id (owner/name) fetched into the Hugging Face cache."""
-        from loraroute.hub import resolve
-
         path = resolve(path, revision=revision)
         meta = read_meta(path)
-        kind = get_task(meta["task"]).kind
+        task = task if task is not None else task_of(path, meta)
         adapter_dir = path / ADAPTER_DIR
         if not (path / "config.json").exists() and (path / "adapter_config.json").exists():
             use_adapter, adapter_dir = True, path  # adapter-only directory (causal LMs: save_merged=False)
@@ -78,15 +70,15 @@ class Predictor(BasePredictor):
             if not (adapter_dir / "adapter_config.json").exists():
                 raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json")
             refuse_pickle_only(adapter_dir)  # PEFT would otherwise fall back to adapter_model.bin
-            base = load_base_model(meta["base_model"], kind, meta["labels"] or None)
+            base = load_base_model(meta["base_model"], task.kind, meta["labels"] or None)
             model = PeftModel.from_pretrained(base, adapter_dir)
         else:
             refuse_pickle_only(path)
-            model = AUTO_CLASSES[kind].from_pretrained(path, use_safetensors=True)
+            model = AUTO_CLASSES[task.kind].from_pretrained(path, use_safetensors=True)
         tokenizer = load_tokenizer(str(path))
         if device:
             model.to(device)
-        return cls(model, tokenizer, meta)
+        return cls(model, tokenizer, meta, task)
 
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
         return batched_logits(

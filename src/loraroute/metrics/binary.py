@@ -1,15 +1,17 @@
 """Binary detector metrics measured the way the field reports them: ROC/PR AUC, recall at a fixed false-positive
-rate, and everything at one decision threshold chosen on validation data for a target false-positive rate."""
+rate, and everything at one decision threshold chosen on validation data for a target false-positive rate.
+
+scikit-learn is imported inside the functions that need it, so ``reports`` can import this module for free."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def _arrays(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+def as_binary(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as 0/1 ints and scores as float64, both 1-D of equal length, or a ValueError saying what is wrong."""
     y, s = np.asarray(y_true).astype(int), np.asarray(scores, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
         raise ValueError(f"labels and scores must be 1-D of equal length, got {y.shape} and {s.shape}")
@@ -27,7 +29,7 @@ def threshold_for_fpr(y_true, scores, target_fpr: float) -> float:
     """
     if not 0.0 <= target_fpr <= 1.0:
         raise ValueError(f"target_fpr must be in [0, 1], got {target_fpr}")
-    y, s = _arrays(y_true, scores)
+    y, s = as_binary(y_true, scores)
     neg = np.sort(s[y == 0])[::-1]
     if len(neg) == 0:
         raise ValueError("threshold_for_fpr needs at least one negative (benign) example")
@@ -43,7 +45,7 @@ def recall_at_fpr(y_true, scores, target_fpr: float) -> float:
     """Highest recall over thresholds whose false-positive rate is <= ``target_fpr`` (on these data)."""
     from sklearn.metrics import roc_curve
 
-    y, s = _arrays(y_true, scores)
+    y, s = as_binary(y_true, scores)
     if len(set(y)) < 2:
         return float("nan")
     # drop_intermediate would drop collinear ROC corners, some of which are the best point under the target
@@ -51,11 +53,20 @@ def recall_at_fpr(y_true, scores, target_fpr: float) -> float:
     return float(tpr[fpr <= target_fpr + 1e-12].max())
 
 
+def roc_pr_curves(y: np.ndarray, s: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``((fpr, tpr), (recall, precision))``: the ROC and precision-recall curves, x first, as plotted."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, s)
+    prec, rec, _ = precision_recall_curve(y, s)
+    return (fpr, tpr), (rec, prec)
+
+
 def binary_report(y_true, scores, threshold: float) -> dict[str, Any]:
     """Threshold-free (ROC-AUC, PR-AUC, recall@1%/5% FPR) and at-``threshold`` metrics of positive-class scores."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    y, s = _arrays(y_true, scores)
+    y, s = as_binary(y_true, scores)
     pred = s >= threshold
     tp, fp = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum())
     fn, tn = int((~pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
@@ -77,46 +88,3 @@ def binary_report(y_true, scores, threshold: float) -> dict[str, Any]:
         "recall_at_5pct_fpr": recall_at_fpr(y, s, 0.05),
         "confusion_matrix": [[tn, fp], [fn, tp]],  # rows true (negative, positive), columns predicted
     }
-
-
-def plot_roc_pr(y_true, scores, threshold: float, out_dir: Path, title: str, prefix: str = "") -> list[str]:
-    """Write ``{prefix}roc_curve.png`` and ``{prefix}pr_curve.png`` (the threshold marked); returns the names."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    from loraroute.extras import pyplot
-
-    if (plt := pyplot(f"{Path(out_dir) / f'{prefix}roc_curve.png'} and {prefix}pr_curve.png")) is None:
-        return []
-
-    y, s = _arrays(y_true, scores)
-    if len(set(y)) < 2:
-        return []
-    pred = s >= threshold
-    at_fpr = (pred & (y == 0)).sum() / max(1, (y == 0).sum())
-    at_recall = (pred & (y == 1)).sum() / max(1, y.sum())
-    at_precision = (pred & (y == 1)).sum() / max(1, pred.sum())
-    names = [f"{prefix}roc_curve.png", f"{prefix}pr_curve.png"]
-    fpr, tpr, _ = roc_curve(y, s)
-    prec, rec, _ = precision_recall_curve(y, s)
-    for name, (xs, ys, point, xlabel, ylabel, log) in zip(
-        names,
-        [
-            (fpr, tpr, (at_fpr, at_recall), "false-positive rate (log)", "recall", True),
-            (rec, prec, (at_recall, at_precision), "recall", "precision", False),
-        ],
-    ):
-        fig, ax = plt.subplots(figsize=(4.5, 4.0))
-        ax.plot(xs, ys, lw=1.5)
-        ax.plot(*point, "o", color="crimson", label=f"threshold {threshold:.4g}")
-        if log:  # the operating region (FPR 0.1%-10%) is invisible on a linear axis
-            ax.set_xscale("symlog", linthresh=1e-3)
-            ax.set_xlim(0, 1)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=9)
-        ax.legend(loc="lower right", fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(Path(out_dir) / name, dpi=110)
-        plt.close(fig)
-    return names

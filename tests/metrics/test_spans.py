@@ -1,8 +1,8 @@
-"""Entity-level PII scores and token accuracy."""
+"""Span scores: entity-level PII scores, per-message scores and token accuracy."""
 
 import pytest
 
-from loraroute.tasks.pii_metrics import entity_metrics, message_metrics, token_accuracy
+from loraroute.metrics.spans import entity_metrics, message_metrics, token_accuracy
 
 
 def test_entity_metrics_matches_hand_computed_example():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification
 
+from loraroute.inference.windows import _stitch, batched_logits, window_stride
 from loraroute.models.loading import load_tokenizer
-from loraroute.tasks.base import _stitch, batched_logits, window_stride
 
 LONG = "Ann Lee wrote: " + " ".join(f"word{i} and more text, item {i}." for i in range(60)) + " Mail ann@x.io"
 

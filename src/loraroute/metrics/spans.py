@@ -1,5 +1,6 @@
-"""Entity-level PII scores: exact-span precision, recall, F1 and F2 (micro, macro, per type), an overlap confusion
-table, and token accuracy. Spans are ``{"entity_type", "start", "end"}`` with character offsets, ``end`` exclusive.
+"""Span scores (PII): exact- and overlap-span precision, recall, F1 and F2 (micro, macro, per type), an overlap
+confusion table, per-message ``has_pii`` scores, and token accuracy. Spans are ``{"entity_type", "start", "end"}``
+with character offsets, ``end`` exclusive.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from loraroute.tasks.pii_spans import IGNORE_INDEX
+# The label of tokens no loss or score counts (special tokens, continuation sub-words): torch's cross-entropy
+# ignore_index default, which Hugging Face models and collators rely on.
+IGNORE_INDEX = -100
 
 
 def _fbeta(p: float, r: float, beta: float) -> float:
