@@ -22,10 +22,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 
+from loraroute.artifacts import ModelDir
 from loraroute.export.onnx import export_onnx
 from loraroute.export.probes import TASK_PROBES
 from loraroute.inference import OnnxPredictor, Predictor
-from loraroute.inference.onnx import onnx_path
 from loraroute.metrics.reports import markdown_table
 
 LONG_TOKENS = 128
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="Time per runtime x batch x length cell.")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     args = parser.parse_args(argv)
-    if not onnx_path(args.model_dir, int8=True).exists():
+    if not ModelDir(args.model_dir).onnx_int8.exists():
         export_onnx(args.model_dir, int8=True)
     paths, predictor = runtimes(args.model_dir, args.threads)
     texts = workloads(predictor.task.name, predictor.tokenizer)

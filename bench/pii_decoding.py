@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from loraroute.artifacts import ModelDir
 from loraroute.inference import Predictor
 from loraroute.metrics.reports import markdown_table
 from loraroute.metrics.spans import entity_metrics
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("model_dir", type=Path)
     args = parser.parse_args()
 
-    cfg = PIIConfig.from_yaml(args.model_dir / "training_config.yaml")
+    cfg = PIIConfig.from_yaml(ModelDir(args.model_dir).training_config)
     task = get_task("pii")
     splits = task.load_splits(cfg)
     predictor = Predictor.load(args.model_dir)

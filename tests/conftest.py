@@ -15,6 +15,31 @@ from transformers import AutoModel, AutoTokenizer
 # cores when tests run beside a training job (torch's spin-waiting threads then slow everything down).
 torch.set_num_threads(1)
 
+# Fixtures that train a model (or build a whole offline dataset) cost seconds each: a test that uses one is marked
+# slow, so `make test-fast` (-m "not slow") leaves it out and `make test` still runs it. A test that trains in its
+# own body carries @pytest.mark.slow itself.
+TRAINING_FIXTURES = {
+    "bert_run",  # tests/test_train.py
+    "watched_run",
+    "trained",  # tests/test_model_card.py, tests/inference/conftest.py
+    "offline_intent",
+    "models",  # tests/test_python_api.py
+    "intent_dir",  # tests/test_hub.py
+    "fallback_model",  # tests/tasks/test_intent.py
+    "intent_artifact",  # tests/export/conftest.py
+    "pii_artifact",
+    "trained_tree",  # tests/serve/conftest.py
+    "real_set",
+    "small_dataset",  # tests/data/test_jailbreak_data.py: the offline jailbreak set
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 TINY = dict(
     hidden_size=32,
     num_hidden_layers=2,

@@ -1,68 +1,124 @@
-"""Model directories as other users and later runs meet them: readable by all, and no leftovers of dead runs."""
+"""Model directories: where their files are, what their metadata says, what upstream's loaders would trip over,
+and no leftovers of dead runs."""
 
+import json
 import os
 import time
-
-import pytest
-import torch
-from safetensors.torch import save_file
+from pathlib import Path
 
 from loraroute.artifacts import (
     CHECKPOINTS,
     RUN_PID,
-    atomic_directory,
+    ModelDir,
     checkpoint_dir,
     checkpoint_root,
     clean,
     leftovers,
-    make_world_readable,
 )
 from loraroute.config import TrainConfig
+from loraroute.files import atomic_directory
+from loraroute.tasks import task_of
 
 DEAD_PID = 2**22 + 1  # above the largest pid_max Linux allows (2^22): never a live process
 HOURS_AGO = time.time() - 3 * 3600
 
 
-@pytest.fixture
-def umask_077():
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
+def write_files(root: Path, files: dict[str, object]) -> Path:
+    root.mkdir(parents=True)
+    for name, content in files.items():
+        (root / name).write_text(json.dumps(content))
+    return root
 
 
-def modes(root):
-    """{relative path: permission bits} of ``root`` and everything under it."""
-    found = {".": root.stat().st_mode & 0o777}
-    found.update({str(p.relative_to(root)): p.stat().st_mode & 0o777 for p in root.rglob("*")})
-    return found
+def test_a_model_directory_names_the_files_upstream_and_loraroute_read():
+    model = ModelDir("models/lora_intent_classifier_bert_r4_model")
+    root = Path("models/lora_intent_classifier_bert_r4_model")
+    assert model.path == root
+    assert {
+        "config": model.config,
+        "lora_config": model.lora_config,
+        "label_mapping": model.label_mapping,
+        "thresholds": model.thresholds,
+        "training_config": model.training_config,
+        "weights": model.weights,
+        "tokenizer": model.tokenizer,
+        "adapter": model.adapter,
+        "onnx_fp32": model.onnx_fp32,
+        "onnx_int8": model.onnx_int8,
+    } == {
+        "config": root / "config.json",
+        "lora_config": root / "lora_config.json",
+        "label_mapping": root / "label_mapping.json",
+        "thresholds": root / "thresholds.json",
+        "training_config": root / "training_config.yaml",
+        "weights": root / "model.safetensors",
+        "tokenizer": root / "tokenizer.json",
+        "adapter": root / "adapter",
+        "onnx_fp32": root / "onnx" / "model.onnx",
+        "onnx_int8": root / "onnx" / "model.int8.onnx",
+    }
 
 
-def test_a_finished_model_directory_is_readable_by_everyone_even_under_umask_077(tmp_path, umask_077):
-    final = tmp_path / "models" / "lora_intent_classifier_bert_r4_model"
-    with atomic_directory(final) as tmp:
-        save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))  # safetensors writes 0600
-        (tmp / "adapter").mkdir()
-        save_file({"w": torch.zeros(2)}, str(tmp / "adapter" / "adapter_model.safetensors"))
-        (tmp / "onnx").mkdir()
-        (tmp / "onnx" / "model.onnx").write_bytes(b"graph")
-        (tmp / "config.json").write_text("{}")
-    found = modes(final)
-    assert found == {name: 0o755 if (final / name).is_dir() else 0o644 for name in found}
-    assert found["model.safetensors"] == 0o644 and found["adapter"] == 0o755
+def test_a_merged_models_meta_is_lora_config_with_labels_in_id_order_and_its_thresholds(tmp_path):
+    root = write_files(
+        tmp_path / "lora_jailbreak_classifier_bert_r4_model",
+        {
+            "config.json": {"id2label": {"1": "jailbreak", "0": "benign"}},
+            "lora_config.json": {"task": "jailbreak", "rank": 4, "max_length": 256},
+            "thresholds.json": {"threshold": 0.4},
+        },
+    )
+    assert ModelDir(root).meta() == {
+        "task": "jailbreak",
+        "rank": 4,
+        "max_length": 256,
+        "labels": ["benign", "jailbreak"],
+        "thresholds": {"threshold": 0.4},
+    }
+    assert not ModelDir(root).adapter_only
 
 
-def test_make_world_readable_also_takes_a_single_file_and_leaves_links_alone(tmp_path, umask_077):
-    target = tmp_path / "model.onnx"
-    target.write_bytes(b"graph")
-    link = tmp_path / "link.onnx"
-    link.symlink_to(target)
-    os.chmod(target, 0o600)
-    make_world_readable(link)
-    assert target.stat().st_mode & 0o777 == 0o600
-    make_world_readable(target)
-    assert target.stat().st_mode & 0o777 == 0o644
+def test_an_adapter_only_directory_takes_its_labels_from_label_mapping(tmp_path):
+    root = write_files(
+        tmp_path / "lora_intent_generative_smollm2_r8_model",
+        {
+            "adapter_config.json": {"peft_type": "LORA"},
+            "label_mapping.json": {"id2label": {"0": "law", "1": "math"}},
+            "lora_config.json": {"task": "generative-intent", "max_length": 384},
+        },
+    )
+    model = ModelDir(root)
+    assert model.adapter_only
+    assert model.meta() == {"task": "generative-intent", "max_length": 384, "labels": ["law", "math"]}
+
+
+def test_without_lora_config_meta_has_no_task_and_the_default_max_length(tmp_path):
+    root = write_files(tmp_path / "lora_pii_detector_x_model", {"config.json": {"id2label": {"0": "O"}}})
+    assert ModelDir(root).meta() == {"labels": ["O"], "max_length": 512}
+
+
+def test_a_broken_directory_has_every_contract_problem_named_or_the_file_checks_first_for_discovery(tmp_path):
+    root = write_files(
+        tmp_path / "lora_intent_classifier_bert_r4_model",
+        {"config.json": {"id2label": {"0": "law", "2": "math"}}, "lora_config.json": {"task": "pii"}},
+    )
+    assert ModelDir(root).problems(task_of) == [
+        "tokenizer.json: missing",
+        "config.json: 'architectures' missing or empty (transformers cannot pick a model class)",
+        "config.json: id2label keys are not 0..1",
+        "model.safetensors: missing (the merged model)",
+        "lora_config.json: missing key(s) base_model, rank, alpha, target_modules, num_labels",
+    ]
+    assert ModelDir(root).problems(task_of, "intent") == [
+        "no model weights (*.safetensors or onnx/model.onnx)",
+        "no tokenizer (tokenizer.json, vocab.txt or vocab.json)",
+        "lora_config.json says task 'pii', the name says 'intent'",
+    ]
+    assert ModelDir(tmp_path / "nowhere").problems(task_of) == [f"{tmp_path / 'nowhere'}: no such model directory"]
+    unnamed = write_files(tmp_path / "my_model", {"config.json": {}})
+    assert "lora_config.json: my_model: not a loraroute model directory" in "\n".join(
+        ModelDir(unnamed).problems(task_of)
+    )
 
 
 def test_the_temporary_directory_names_its_live_run_and_is_never_a_leftover(tmp_path):
@@ -70,12 +126,6 @@ def test_the_temporary_directory_names_its_live_run_and_is_never_a_leftover(tmp_
         assert tmp.name.startswith(f".tmp-m-{os.getpid()}-")
         assert leftovers(tmp_path) == [] and leftovers(tmp_path, "m") == []
     assert not any(tmp_path.glob(".tmp-*"))
-
-
-def test_an_interrupted_atomic_directory_removes_its_temporary_directory(tmp_path):
-    with pytest.raises(KeyboardInterrupt), atomic_directory(tmp_path / "m"):
-        raise KeyboardInterrupt
-    assert list(tmp_path.iterdir()) == []
 
 
 def make_dirs(root, *names, age=None):

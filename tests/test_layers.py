@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "loraroute"
 
 # Low to high. A module belongs to the first entry its dotted name (below ``loraroute.``) starts with.
 LAYERS: list[tuple[str, ...]] = [
-    ("config", "extras", "_version"),
+    ("config", "extras", "_version", "files"),
     ("models", "data", "metrics"),
     ("artifacts", "progress", "resources"),
     ("inference",),

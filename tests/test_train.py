@@ -11,6 +11,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from loraroute.artifacts import CHECKPOINTS, RUN_PID, artifact_name
 from loraroute.inference import Predictor
+from loraroute.metrics.reports import Report
 from loraroute.tasks import get_task
 from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
@@ -110,6 +111,42 @@ def test_merged_logits_equal_base_plus_adapter_logits(bert_run):
     merged = np.stack(Predictor.load(result.artifact_dir).logits(PROBES)[0])
     adapter = np.stack(Predictor.load(result.artifact_dir, use_adapter=True).logits(PROBES)[0])
     np.testing.assert_allclose(merged, adapter, rtol=1e-5, atol=1e-5)
+
+
+def test_the_written_report_renders_its_own_markdown_and_summary(bert_run):
+    result, _, _ = bert_run
+    task = get_task("intent")
+    report = json.loads((result.artifact_dir / "eval_report.json").read_text())
+    assert report == result.report and "training" in report
+    assert task.report_markdown(report) + "\n" == (result.artifact_dir / "eval_report.md").read_text()
+    assert task.summary(report).startswith(f"Test split ({report['split_sizes']['test']} examples):\n| metric |")
+
+
+def test_evaluating_writes_nothing_and_training_writes_the_report_once(
+    tiny_encoder, intent_file, tmp_path, monkeypatch
+):
+    task, models, seen, writes = get_task("intent"), tmp_path / "models", [], []
+
+    def tree():
+        return {p: p.stat().st_mtime_ns for p in models.rglob("*")}
+
+    def evaluate(predictor, splits, cfg):
+        before = tree()
+        report = type(task).evaluate(task, predictor, splits, cfg)
+        seen.append(before == tree())
+        return report
+
+    def write(report, out_dir):
+        writes.append(set(report.data))
+        original(report, out_dir)
+
+    original = Report.write
+    monkeypatch.setattr(task, "evaluate", evaluate)
+    monkeypatch.setattr(Report, "write", write)
+    result = train_task(task, tiny_cfg(tiny_encoder("bert"), intent_file, models, epochs=1))
+    assert seen == [True]
+    assert len(writes) == 1 and "training" in writes[0]  # written after training added its section
+    assert (result.artifact_dir / "confusion_matrix.png").exists()
 
 
 def test_two_runs_with_the_same_seed_give_identical_weights(bert_run, tiny_encoder):

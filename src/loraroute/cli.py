@@ -265,10 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from loraroute.metrics.reports import summary_table
     from loraroute.resources import with_oom_retry
     from loraroute.tasks import get_task
-    from loraroute.training import headline_metrics, train_task
+    from loraroute.training import train_task
 
     task = get_task(args.task)
     cfg = config_from_args(task.config_class, args, task=task.name)
@@ -277,13 +276,7 @@ def cmd_train(args) -> int:
     if result.artifact_dir is None:
         return 0
     print()
-    print(f"Test split ({result.report.get('split_sizes', {}).get('test', '?')} examples):")
-    print(summary_table(headline_metrics(result.report)))
-    if "natural" in result.report:
-        print("\nNatural-prompt set:")
-        print(summary_table({k: v for k, v in result.report["natural"].items() if isinstance(v, float)}))
-    if hasattr(task, "summary"):  # e.g. jailbreak: test split beside the realistic set and shortcut baselines
-        print("\n" + task.summary(result.report))
+    print(task.summary(result.report))
     print(f"\nTraining: {result.train_seconds:.0f} s, {result.train_samples_per_second:.1f} samples/s")
     print(f"Model directory: {result.artifact_dir}")
     return 0
@@ -387,10 +380,11 @@ def cmd_clean(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from loraroute.artifacts import INT8_FILE
     from loraroute.export.onnx import export_onnx
 
     path = export_onnx(args.model_dir, int8=args.int8)
-    print(f"ONNX model: {path}" + (f"\nint8 model: {path.with_name('model.int8.onnx')}" if args.int8 else ""))
+    print(f"ONNX model: {path}" + (f"\nint8 model: {path.with_name(INT8_FILE)}" if args.int8 else ""))
     return 0
 
 

@@ -12,7 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from loraroute.artifacts import LORA_CONFIG, TRAINING_CONFIG, artifact_name, atomic_directory, read_json
+from loraroute.artifacts import LORA_CONFIG, ModelDir, artifact_name, read_json
+from loraroute.files import atomic_directory
 from loraroute.model_card import CARD
 from loraroute.models.hub import download, is_repo_id
 
@@ -55,10 +56,11 @@ def model_name(repo_id: str, snapshot: Path) -> str:
             return name
     from loraroute.tasks import get_task
 
-    meta = read_json(snapshot / LORA_CONFIG) if (snapshot / LORA_CONFIG).exists() else {}
-    if "task" in meta and (snapshot / TRAINING_CONFIG).exists():
+    files = ModelDir(snapshot)
+    meta = read_json(files.lora_config) if files.lora_config.exists() else {}
+    if "task" in meta and files.training_config.exists():
         task = get_task(meta["task"])
-        cfg = task.config_class.from_yaml(snapshot / TRAINING_CONFIG)
+        cfg = task.config_class.from_yaml(files.training_config)
         return artifact_name(task.artifact_prefix, cfg)
     raise ValueError(f"{repo_id}: cannot tell which lora_* name the model should have; give one with --name")
 
@@ -89,9 +91,9 @@ def _refresh_card(model_dir: Path, repo_id: str) -> None:
 
     card_path = model_dir / CARD
     try:
-        meta = read_json(model_dir / LORA_CONFIG)
+        meta = read_json(ModelDir(model_dir).lora_config)
         task = get_task(meta["task"])
-        cfg = task.config_class.from_yaml(model_dir / TRAINING_CONFIG)
+        cfg = task.config_class.from_yaml(ModelDir(model_dir).training_config)
         report = read_json(model_dir / "eval_report.json")
     except (FileNotFoundError, ValueError, KeyError) as exc:
         log.info("%s: kept as it is (cannot rebuild the card: %s)", card_path, exc)
@@ -127,7 +129,7 @@ def push(
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory")
-    if not (model_dir / LORA_CONFIG).exists():
+    if not ModelDir(model_dir).lora_config.exists():
         raise ValueError(f"{model_dir}: no {LORA_CONFIG}; not a model directory written by loraroute")
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id}: not a hub repo id (owner/name)")

@@ -19,6 +19,7 @@ from loraroute.config import TrainConfig
 from loraroute.data.mc_sources import MMLU_PRO
 from loraroute.data.sources import LOCAL_SUFFIXES
 from loraroute.models.registry import ALIASES
+from loraroute.tasks.base import ServedTask
 
 CARD = "README.md"
 PIPELINE_TAGS = {"sequence": "text-classification", "token": "token-classification", "causal": "text-generation"}
@@ -159,15 +160,16 @@ def _usage(task, cfg: TrainConfig, name: str, repo_id: str | None) -> list[str]:
         "```bash",
         f"loraroute predict --model {ref} {example}",
     ]
-    if task.serve_name and repo_id:
+    served = isinstance(task, ServedTask)
+    if served and repo_id:
         lines += [
             f"loraroute pull {ref} --models-dir models   # places it as models/{name}",
             "loraroute serve --models-dir models",
         ]
-    elif task.serve_name:
+    elif served:
         lines += ["loraroute serve --models-dir models   # the directory that holds it"]
     lines += ["```", ""]
-    if task.serve_name:
+    if served:
         lines += [
             f"With vLLM semantic-router: put this directory, named `{name}`, in the router's models directory "
             "(`loraroute pull` does); loraroute's README says more in \"Using the models with vLLM "

@@ -45,7 +45,7 @@ class RunRecord:
     status: str = "pending"  # ok | failed
     seconds: float = 0.0
     metric_name: str | None = None  # Task.headline_metric
-    metric: float | None = None  # report["test"][metric_name]
+    metric: float | None = None  # Task.headline(report): report["test"][metric_name]
     artifact: str | None = None
     log: str | None = None
     error: str | None = None  # "stage: Type: message" for failed runs
@@ -234,8 +234,7 @@ def run_one(
         record.batch_size = training.get("batch_size", cfg.batch_size)
         record.grad_accum = training.get("grad_accum", cfg.grad_accum)
         record.metric_name = task.headline_metric
-        value = result.report.get("test", {}).get(task.headline_metric)
-        record.metric = float(value) if isinstance(value, (int, float)) else None
+        record.metric = task.headline(result.report)
         log_file = Path(record.artifact) / LOG_FILE
         record.log = str(log_file) if log_file.exists() else None
         check_model(task, record, verify_model)

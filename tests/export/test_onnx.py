@@ -9,10 +9,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 import loraroute.export.onnx as onnx_export
+from loraroute.artifacts import ModelDir
 from loraroute.cli import main
 from loraroute.export.onnx import _export_graph, export_onnx, graph_inputs
 from loraroute.inference import OnnxPredictor, Predictor
-from loraroute.inference.onnx import onnx_path
 from tests.conftest import ENCODER_ARCHS, tiny_config
 
 # Batch sizes and lengths the export example (2 texts, ~16 tokens) never had, plus truncation at max_length.
@@ -85,7 +85,7 @@ def test_token_type_ids_are_a_graph_input_only_where_the_model_reads_them(tiny_e
 def test_int8_export_quantises_the_encoder_keeps_the_classifier_fp32_and_agrees(intent_artifact, copy_of):
     model_dir = copy_of(intent_artifact("bert"))
     export_onnx(model_dir, int8=True)
-    graph = onnx.load(str(onnx_path(model_dir, int8=True))).graph
+    graph = onnx.load(str(ModelDir(model_dir).onnx_int8)).graph
     ops = {n.op_type for n in graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
     classifier = [n.op_type for n in graph.node if n.name.startswith("/classifier/")]

@@ -8,13 +8,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from loraroute.artifacts import ModelDir
 from loraroute.cli import main
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES
 from loraroute.data.pii import PRESIDIO_ENTITIES
 from loraroute.export.onnx import export_onnx
 from loraroute.export.probes import probe_texts
-from loraroute.export.verify import REPORT_FILE, check_contract, verify_model
+from loraroute.export.verify import REPORT_FILE, verify_model
 from loraroute.inference import OnnxPredictor, Predictor
+from loraroute.tasks import task_of
 from loraroute.tasks.pii_spans import bio_labels
 
 
@@ -59,7 +61,7 @@ def test_a_label_map_of_the_wrong_size_is_reported_by_file_name(intent_artifact,
     mapping = json.loads(path.read_text())
     del mapping["category_to_idx"]["law"]
     path.write_text(json.dumps(mapping))
-    problems = check_contract(model_dir)
+    problems = ModelDir(model_dir).problems(task_of)
     assert problems == ["category_mapping.json: category_to_idx has 2 entries, config.json id2label has 3"]
     report = verify_model(model_dir, write=False)
     assert not report["passed"] and problems[0] in report["failures"]
@@ -70,7 +72,7 @@ def test_an_id2label_that_does_not_match_the_classifier_head_is_reported(intent_
     config = json.loads((model_dir / "config.json").read_text())
     config["id2label"]["3"] = "history"
     (model_dir / "config.json").write_text(json.dumps(config))
-    problems = check_contract(model_dir)
+    problems = ModelDir(model_dir).problems(task_of)
     assert "config.json: id2label has 4 labels but model.safetensors' classifier.weight has 3 outputs" in problems
 
 
@@ -82,7 +84,7 @@ def test_label_maps_with_other_key_names_and_missing_files_are_named(intent_arti
     config = json.loads((model_dir / "config.json").read_text())
     del config["architectures"]
     (model_dir / "config.json").write_text(json.dumps(config))
-    problems = "\n".join(check_contract(model_dir))
+    problems = "\n".join(ModelDir(model_dir).problems(task_of))
     for expected in (
         "tokenizer.json: missing",
         "lora_config.json: missing",
@@ -100,7 +102,7 @@ def test_pickle_only_directories_are_refused_by_every_loader(intent_artifact, co
     for load in (lambda: Predictor.load(pickled), lambda: export_onnx(pickled)):
         with pytest.raises(ValueError, match="only pickle weights"):
             load()
-    assert "only pickle weights" in check_contract(pickled)[0]
+    assert "only pickle weights" in ModelDir(pickled).problems(task_of)[0]
     assert not verify_model(pickled)["passed"]
     # an adapter/ holding adapter_model.bin instead of safetensors is refused too
     model_dir = copy_of(intent_artifact("bert"))

@@ -88,6 +88,11 @@ def test_training_writes_adapter_label_mapping_and_a_report_with_unparsed(kind, 
     assert set(test["per_class"]) == set(mapping["label2id"])
     history = [e for e in json.loads((out / "eval_report.json").read_text())["examples"]]
     assert all(e["parsed"] is None or e["parsed"] in mapping["label2id"] for e in history)
+    report = json.loads((out / "eval_report.json").read_text())
+    assert task.report_markdown(report) + "\n" == (out / "eval_report.md").read_text()
+    assert task.summary(report).endswith(
+        f"unparsed {test['unparsed']} (accuracy on parsed answers {test['accuracy_on_parsed']:.4f})"
+    )
 
     predictor = Predictor.load(out)
     assert predictor.labels == list(mapping["label2id"])

@@ -52,17 +52,24 @@ def test_threshold_option_overrides_the_stored_fallback(fallback_model, capsys):
 
 def test_offline_training_data_never_contains_a_natural_eval_prompt():
     task = IntentTask()
-    records = task.offline_records(IntentConfig(request_prompts_per_class=200))
+    records, notes = task.offline_records(IntentConfig(request_prompts_per_class=200))
     natural = {duplicate_key(r["text"]) for r in load_natural_eval_set()}
     assert not natural & {duplicate_key(r["text"]) for r in records}
     sources = {r["source"] for r in records}
     assert sources == {"mmlu", "request_templates"}
-    assert task.removed_near_duplicates >= 0
+    assert notes["generated_near_duplicates_of_eval_removed"] >= 0
 
 
 def test_router_mapping_relabels_accounting_as_business():
     task = IntentTask()
-    router = task.offline_records(IntentConfig(request_prompts_per_class=0, mapping="router"))
-    mmlu = task.offline_records(IntentConfig(request_prompts_per_class=0, mapping="mmlu"))
+    router, _ = task.offline_records(IntentConfig(request_prompts_per_class=0, mapping="router"))
+    mmlu, _ = task.offline_records(IntentConfig(request_prompts_per_class=0, mapping="mmlu"))
     accounting = [i for i, r in enumerate(mmlu) if r["subject"] == "professional accounting"]
     assert accounting and all(mmlu[i]["label"] == "other" and router[i]["label"] == "business" for i in accounting)
+
+
+def test_summary_adds_the_natural_prompt_sets_scores_when_the_report_has_them():
+    report = {"split_sizes": {"test": 2}, "test": {"accuracy": 0.5}}
+    assert "Natural-prompt set" not in IntentTask().summary(report)
+    natural = IntentTask().summary({**report, "natural": {"accuracy": 0.25, "num_examples": 4}})
+    assert natural.endswith("\n\nNatural-prompt set:\n| metric | value |\n|---|---|\n| accuracy | 0.2500 |")

@@ -257,6 +257,17 @@ def test_training_writes_the_artifact_with_label_maps_threshold_and_report(train
 
 
 @pytest.mark.slow
+def test_the_written_report_renders_its_own_markdown_and_summary(trained):
+    task, out = get_task("jailbreak"), trained.artifact_dir
+    report = json.loads((out / "eval_report.json").read_text())
+    assert report["threshold"] == json.loads((out / "thresholds.json").read_text())
+    assert task.report_markdown(report) + "\n" == (out / "eval_report.md").read_text()
+    summary = task.summary(report)
+    assert summary.startswith(f"Test split ({report['split_sizes']['test']} examples):\n")
+    assert "| metric | test split | realistic set | blind set |" in summary
+
+
+@pytest.mark.slow
 def test_predict_applies_the_stored_threshold_and_an_explicit_one_overrides_it(trained):
     out = trained.artifact_dir
     predictor = Predictor.load(out)

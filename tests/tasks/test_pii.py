@@ -125,6 +125,16 @@ def test_training_writes_the_pii_layout_and_lowers_the_token_loss(
 
 
 @pytest.mark.slow
+def test_the_written_report_renders_its_own_markdown_and_summary(pii_runs):
+    task, out = get_task("pii"), pii_runs("bert").artifact_dir
+    report = json.loads((out / "eval_report.json").read_text())
+    assert task.report_markdown(report) + "\n" == (out / "eval_report.md").read_text()
+    summary = task.summary(report)
+    assert summary.startswith(f"Test split ({report['split_sizes']['test']} examples):\n")
+    assert "## Natural chat messages" in summary and "## Per entity type" not in summary
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_merged_logits_equal_adapter_logits_and_reload_is_identical(pii_runs, arch):
     out = pii_runs(arch).artifact_dir

@@ -226,6 +226,10 @@ def test_baseline_and_trained_model_answer_the_same_held_out_questions(kind, tin
 
     cmp = json.loads((out / "training_comparison.json").read_text())
     assert cmp["baseline"]["n"] == cmp["trained"]["n"] == len(eval_rows) == len(cmp["items"])
+    report = json.loads((out / "eval_report.json").read_text())
+    assert report["comparison"] == {k: cmp[k] for k in ("evaluation", "generation", "baseline", "trained")}
+    assert get_task("solver").report_markdown(report) + "\n" == (out / "eval_report.md").read_text()
+    assert "| category | questions | baseline accuracy |" in get_task("solver").summary(report)
     answers = sorted(r["answer"] for r in eval_rows)
     assert sorted(item["answer"] for item in cmp["items"]) == answers
     for run in ("baseline", "trained"):

@@ -19,25 +19,11 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 
+from loraroute.data.mmlu import MMLU_PRO_CATEGORIES
 from loraroute.data.sources import read_labelled_set
 from loraroute.data.text import word_key
 
-INTENT_LABELS: tuple[str, ...] = (
-    "biology",
-    "business",
-    "chemistry",
-    "computer science",
-    "economics",
-    "engineering",
-    "health",
-    "history",
-    "law",
-    "math",
-    "other",
-    "philosophy",
-    "physics",
-    "psychology",
-)
+INTENT_LABELS = MMLU_PRO_CATEGORIES  # the router's 14 domains are MMLU-Pro's categories
 
 SOURCE = "request_templates"
 _TOPICS_FILE = "intent_request_topics.json"

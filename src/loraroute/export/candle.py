@@ -30,9 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import LORA_CONFIG, read_json, read_meta
+from loraroute.artifacts import LORA_CONFIG, ModelDir, read_json
 from loraroute.inference.predictor import BasePredictor
-from loraroute.inference.windows import run_batches
 from loraroute.models.loading import load_tokenizer, refuse_pickle_only
 from loraroute.tasks import task_of
 
@@ -182,7 +181,7 @@ def _encoder_prefix(model_dir: Path, model_type: str | None) -> str:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(model_dir / "model.safetensors"), framework="np") as f:
+        with safe_open(str(ModelDir(model_dir).weights), framework="np") as f:
             firsts = Counter(k.split(".")[0] for k in f.keys())  # noqa: SIM118 -- safe_open has keys() but no __iter__
         return firsts.most_common(1)[0][0]
     except Exception:  # no or an unreadable file: name the model type instead
@@ -198,8 +197,9 @@ def upstream_report(model_dir: str | Path) -> dict[str, Any]:
     if not model_dir.is_dir():
         return {"loadable": False, "path": None, "model_type": None, "reasons": [f"{model_dir}: no such directory"]}
     reasons = _mode_reasons(model_dir)
+    files = ModelDir(model_dir)
     try:
-        config = read_json(model_dir / "config.json")
+        config = read_json(files.config)
     except (FileNotFoundError, ValueError) as exc:
         config = None
         if not any(r.startswith("config.json") for r in reasons):
@@ -216,8 +216,8 @@ def upstream_report(model_dir: str | Path) -> dict[str, Any]:
     elif path is not None:
         config_reasons, n_labels = _config_reasons(config, path)
         reasons += config_reasons
-        if (model_dir / "model.safetensors").exists():
-            reasons += _tensor_reasons(model_dir / "model.safetensors", path, config, n_labels)
+        if files.weights.exists():
+            reasons += _tensor_reasons(files.weights, path, config, n_labels)
     return {"loadable": not reasons, "path": path, "model_type": model_type, "reasons": reasons}
 
 
@@ -235,7 +235,7 @@ def candle_skip_reason(model_dir: str | Path) -> str | None:
     except ImportError:
         return f"candle is not installed: {INSTALL_HINT}"
     try:
-        model_type = read_json(Path(model_dir) / "config.json").get("model_type")
+        model_type = read_json(ModelDir(model_dir).config).get("model_type")
     except (FileNotFoundError, ValueError) as exc:
         return str(exc)
     if model_type == "bert":
@@ -262,9 +262,10 @@ class CandlePredictor(BasePredictor):
 
         path = Path(path)
         refuse_pickle_only(path)
-        meta = read_meta(path)
+        files = ModelDir(path)
+        meta = files.meta()
         task = task_of(path, meta)
-        config = read_json(path / "config.json")
+        config = read_json(files.config)
         if config.get("model_type") != "bert":
             raise ValueError(f"{path}: model_type {config.get('model_type')!r}; candle runs BERT only")
         # candle.models.bert maps every activation but "gelu" (erf, as candle-binding's Gelu) to relu.
@@ -274,7 +275,7 @@ class CandlePredictor(BasePredictor):
         # Cast as upstream's VarBuilder(DType::F32) does, so (e) sees what upstream computes with.
         tensors = {
             k: v if str(v.dtype) == "F32" else v.to_dtype(candle.f32)
-            for k, v in candle.utils.load_safetensors(str(path / "model.safetensors")).items()
+            for k, v in candle.utils.load_safetensors(str(files.weights)).items()
         }
         bert = BertModel(cfg, add_pooling_layer=task.kind != "token")  # token heads read hidden states, not the pooler
         state = {k[len("bert.") :]: v for k, v in tensors.items() if k.startswith("bert.")}
@@ -311,14 +312,3 @@ class CandlePredictor(BasePredictor):
             else:
                 out[row] = np.asarray(logits.values(), dtype=np.float32)[0]
         return out
-
-    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return run_batches(
-            self._forward,
-            self.tokenizer,
-            texts,
-            self.meta["max_length"],
-            self.batch_size,
-            return_offsets=self.task.kind == "token",
-            tensors="np",
-        )

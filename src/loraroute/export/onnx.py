@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
-from loraroute.artifacts import make_world_readable, read_meta
+from loraroute.artifacts import FP32_FILE, INT8_FILE, ModelDir
 from loraroute.extras import require_extra
-from loraroute.inference.onnx import FP32_FILE, INT8_FILE, ONNX_DIR
+from loraroute.files import atomic_file
 from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
 from loraroute.models.registry import ENCODER_TYPES
 from loraroute.tasks import task_of
@@ -35,9 +33,10 @@ def _load_merged(model_dir: Path):
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory")
     refuse_pickle_only(model_dir)
-    if not (model_dir / "model.safetensors").exists():
-        raise FileNotFoundError(f"{model_dir / 'model.safetensors'}: missing (ONNX export needs the merged model)")
-    meta = read_meta(model_dir)
+    files = ModelDir(model_dir)
+    if not files.weights.exists():
+        raise FileNotFoundError(f"{files.weights}: missing (ONNX export needs the merged model)")
+    meta = files.meta()
     task = task_of(model_dir, meta)
     if task.kind not in ("sequence", "token"):
         raise ValueError(
@@ -115,32 +114,20 @@ def _classifier_nodes(path: Path) -> list[str]:
     return out
 
 
-def _atomic_write(target: Path, write) -> None:
-    """Write through a temporary sibling and rename, so a crash never leaves a half-written model."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.stem}-", suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        make_world_readable(Path(tmp))  # mkstemp makes 0600; a router running as another user must read it
-        make_world_readable(target.parent)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path | None = None) -> Path:
     """Export ``model_dir``'s merged model to ``model_dir/onnx/model.onnx`` (+ ``model.int8.onnx``); returns the
     fp32 path. ``out_dir`` writes the files elsewhere (verify uses a temporary one)."""
     require_extra("onnx", "ONNX export", "onnx", "onnxruntime")
     model_dir = Path(model_dir)
     model, tokenizer, _meta, task = _load_merged(model_dir)
-    out = Path(out_dir) if out_dir is not None else model_dir / ONNX_DIR
-    fp32 = out / FP32_FILE
-    _atomic_write(fp32, lambda tmp: _export_graph(model, tokenizer, task.kind, tmp))
+    fp32, quantised = ModelDir(model_dir).onnx_fp32, ModelDir(model_dir).onnx_int8
+    if out_dir is not None:
+        fp32, quantised = Path(out_dir) / FP32_FILE, Path(out_dir) / INT8_FILE
+    with atomic_file(fp32) as tmp:  # a crash never leaves a half-written graph that a server would load
+        _export_graph(model, tokenizer, task.kind, tmp)
     log.info("exported %s", fp32)
     if int8:
-        _atomic_write(out / INT8_FILE, lambda tmp: _quantize(fp32, tmp))
-        log.info("quantised %s", out / INT8_FILE)
+        with atomic_file(quantised) as tmp:
+            _quantize(fp32, tmp)
+        log.info("quantised %s", quantised)
     return fp32

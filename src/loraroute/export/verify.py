@@ -1,4 +1,5 @@
-"""``loraroute verify``: the model directory's contract, and agreement of every runtime on a probe set.
+"""``loraroute verify``: the model directory's contract (``ModelDir.problems``), and agreement of every runtime on a
+probe set.
 
 Runtimes: (a) base + adapter in PyTorch, (b) merged PyTorch, (c) ONNX Runtime fp32, (d) ONNX int8 when exported,
 (e) candle, the runtime upstream serves with (BERT-path models, when the candle extra is installed).
@@ -9,17 +10,16 @@ fp32. The contract check also says whether upstream's candle loaders can read th
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import LORA_CONFIG, make_world_readable, read_json, write_json
+from loraroute.artifacts import ModelDir, write_json
 from loraroute.export.candle import candle_skip_reason, upstream_loadability, upstream_report  # noqa: F401 (API)
-from loraroute.models.loading import refuse_pickle_only
-from loraroute.tasks import get_task, task_for_artifact, task_of
+from loraroute.files import atomic_file
+from loraroute.tasks import task_of
 
 LOGIT_TOLERANCE = 1e-4
 INT8_MIN_AGREEMENT = 0.99
@@ -34,113 +34,6 @@ RUNTIMES = {
 }
 PAIRS = ("a-b", "b-c", "c-d", "b-e")
 EXACT_PAIRS = ("a-b", "b-c", "b-e")  # the same arithmetic reordered: held to LOGIT_TOLERANCE
-LORA_KEYS = ("task", "base_model", "rank", "alpha", "target_modules", "num_labels")
-
-
-# --- contract ------------------------------------------------------------------------------------------------
-def _read(path: Path, problems: list[str]) -> Any:
-    if not path.exists():
-        problems.append(f"{path.name}: missing")
-        return None
-    try:
-        return read_json(path)
-    except ValueError as exc:
-        problems.append(str(exc))
-        return None
-
-
-def head_size(weights: Path) -> tuple[str, int] | None:
-    """(tensor name, number of outputs) of the final classifier layer in a safetensors file, read from its header."""
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="np") as f:
-        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118 -- safe_open has keys() but no __iter__
-    for name in ("classifier.out_proj.weight", "classifier.weight", "score.weight"):
-        if name in shapes and len(shapes[name]) == 2:
-            return name, int(shapes[name][0])
-    return None
-
-
-def _check_labels(model_dir: Path, task, labels: list[str], problems: list[str]) -> None:
-    for name, expected in task.label_files(labels).items():
-        mapping = _read(model_dir / name, problems)
-        if mapping is None:
-            continue
-        keys = list(expected)  # the task's key names, and any second pair it writes beside them (label_map_also)
-        if not isinstance(mapping, dict) or set(mapping) != set(keys):
-            found = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
-            named = ", ".join(repr(k) for k in keys[:-1]) + f" and {keys[-1]!r}"
-            problems.append(f"{name}: expected keys {named} (what upstream's {task.name} loader reads), found {found}")
-            continue
-        for key in keys:
-            got = mapping[key]
-            if not isinstance(got, dict) or len(got) != len(labels):
-                size = len(got) if isinstance(got, dict) else type(got).__name__
-                problems.append(f"{name}: {key} has {size} entries, config.json id2label has {len(labels)}")
-            elif {str(k): v for k, v in got.items()} != {str(k): v for k, v in expected[key].items()}:
-                problems.append(f"{name}: {key} does not match config.json id2label")
-
-
-def check_contract(model_dir: str | Path) -> list[str]:
-    """Problems with what upstream's loaders read from ``model_dir`` (empty if it holds a complete model)."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        return [f"{model_dir}: no such model directory"]
-    problems: list[str] = []
-    try:
-        refuse_pickle_only(model_dir)
-    except ValueError as exc:
-        return [str(exc)]
-    config = _read(model_dir / "config.json", problems)
-    lora = _read(model_dir / LORA_CONFIG, problems)
-    tokenizer = _read(model_dir / "tokenizer.json", problems)
-    if tokenizer is not None and not isinstance(tokenizer, dict):
-        problems.append("tokenizer.json: not a tokenizers JSON object")
-
-    labels: list[str] | None = None
-    if config is not None:
-        if not isinstance(config.get("architectures"), list) or not config["architectures"]:
-            problems.append("config.json: 'architectures' missing or empty (transformers cannot pick a model class)")
-        id2label = config.get("id2label")
-        if not isinstance(id2label, dict) or not id2label:
-            problems.append("config.json: 'id2label' missing or empty")
-        elif sorted(int(k) for k in id2label) != list(range(len(id2label))):
-            problems.append(f"config.json: id2label keys are not 0..{len(id2label) - 1}")
-        else:
-            labels = [id2label[k] for k in sorted(id2label, key=int)]
-
-    weights = model_dir / "model.safetensors"
-    if not weights.exists():
-        problems.append("model.safetensors: missing (the merged model)")
-    elif labels is not None:
-        try:
-            head = head_size(weights)
-        except Exception as exc:  # a truncated or foreign file: safetensors raises its own error types
-            problems.append(f"model.safetensors: unreadable ({exc})")
-            head = None
-        if head is None and not any(p.startswith("model.safetensors") for p in problems):
-            problems.append("model.safetensors: no classifier head (classifier.weight / classifier.out_proj.weight)")
-        elif head is not None and head[1] != len(labels):
-            problems.append(
-                f"config.json: id2label has {len(labels)} labels but model.safetensors' {head[0]} has {head[1]} outputs"
-            )
-
-    task = None
-    if lora is not None:
-        missing = [k for k in LORA_KEYS if k not in lora]
-        if missing:
-            problems.append(f"{LORA_CONFIG}: missing key(s) {', '.join(missing)}")
-        if labels is not None and "num_labels" in lora and lora["num_labels"] != len(labels):
-            problems.append(
-                f"{LORA_CONFIG}: num_labels is {lora['num_labels']}, config.json id2label has {len(labels)}"
-            )
-    try:
-        task = get_task(lora["task"]) if lora and "task" in lora else task_for_artifact(model_dir.name)
-    except ValueError as exc:
-        problems.append(f"{LORA_CONFIG}: {exc}")
-    if task is not None and labels is not None:
-        _check_labels(model_dir, task, labels, problems)
-    return problems
 
 
 # --- runtime agreement ---------------------------------------------------------------------------------------
@@ -188,19 +81,19 @@ def _run_paths(
     from loraroute.export.candle import CandlePredictor
     from loraroute.export.onnx import export_onnx
     from loraroute.inference import OnnxPredictor, Predictor
-    from loraroute.inference.onnx import onnx_path
 
     results: dict[str, tuple] = {}
     errors: dict[str, str] = {}
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="loraroute-verify-") as tmp:
-        fp32 = onnx_path(model_dir)
+        files = ModelDir(model_dir)
+        fp32 = files.onnx_fp32
         loaders = {
             "a": lambda: Predictor.load(model_dir, use_adapter=True),
             "b": lambda: Predictor.load(model_dir),
             "c": lambda: OnnxPredictor.load(model_dir, onnx_file=fp32),
         }
-        if onnx_path(model_dir, int8=True).exists():
+        if files.onnx_int8.exists():
             loaders["d"] = lambda: OnnxPredictor.load(model_dir, int8=True)
         skip = candle_skip_reason(model_dir)
         if skip is None:
@@ -231,11 +124,10 @@ def _run_paths(
 def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, write: bool = True) -> dict[str, Any]:
     """Check the contract and compare runtimes on the probe set (+ ``extra_texts``); ``report["passed"]`` says
     whether everything is within tolerance. Writes ``verify_report.json`` into ``model_dir`` unless ``write=False``."""
-    from loraroute.artifacts import read_meta
     from loraroute.export.probes import probe_texts
 
     model_dir = Path(model_dir)
-    problems = check_contract(model_dir)
+    problems = ModelDir(model_dir).problems(task_of)
     upstream = upstream_report(model_dir)
     if upstream["path"] is not None:
         # A BERT or ModernBERT model is meant to be served upstream, so what stops candle reading it is a contract
@@ -257,7 +149,7 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
     if any("no such model directory" in p or "pickle" in p for p in problems):
         report["passed"] = False
         return report
-    meta = read_meta(model_dir)
+    meta = ModelDir(model_dir).meta()
     task = task_of(model_dir, meta)
     texts, unprobed = probe_texts(task.name, task.kind, meta["labels"])
     texts += list(extra_texts or [])
@@ -291,15 +183,9 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
     report["failures"] = problems + failures
     report["passed"] = not report["failures"]
     if write:
-        _write_atomic(model_dir / REPORT_FILE, report)
+        with atomic_file(model_dir / REPORT_FILE) as tmp:
+            write_json(tmp, report)
     return report
-
-
-def _write_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    write_json(tmp, data)
-    make_world_readable(tmp)
-    os.replace(tmp, path)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -11,20 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import read_meta
+from loraroute.artifacts import ModelDir
 from loraroute.extras import require_extra
 from loraroute.inference.predictor import BasePredictor
 from loraroute.inference.task_lookup import task_of
-from loraroute.inference.windows import run_batches
 from loraroute.models.loading import load_tokenizer
-
-ONNX_DIR = "onnx"
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-
-
-def onnx_path(model_dir: str | Path, int8: bool = False) -> Path:
-    return Path(model_dir) / ONNX_DIR / (INT8_FILE if int8 else FP32_FILE)
 
 
 def ort_session(
@@ -71,13 +62,14 @@ class OnnxPredictor(BasePredictor):
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
-        graph = Path(onnx_file) if onnx_file else onnx_path(path, int8)
+        files = ModelDir(path)
+        graph = Path(onnx_file) if onnx_file else files.onnx_int8 if int8 else files.onnx_fp32
         if not graph.exists():
             raise FileNotFoundError(
                 f"{graph}: missing; run `loraroute export onnx {path}{' --int8' if int8 else ''}` first"
             )
         session = ort_session(graph, threads, spinning, providers)
-        tokenizer, meta = load_tokenizer(str(path)), read_meta(path)
+        tokenizer, meta = load_tokenizer(str(path)), files.meta()
         return cls(session, tokenizer, meta, task if task is not None else task_of(path, meta))
 
     def _forward(self, enc) -> np.ndarray:
@@ -90,14 +82,3 @@ class OnnxPredictor(BasePredictor):
             else:
                 raise ValueError(f"ONNX graph input {name!r} is not produced by the tokenizer")
         return self.session.run(["logits"], feeds)[0]
-
-    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return run_batches(
-            self._forward,
-            self.tokenizer,
-            texts,
-            self.meta["max_length"],
-            self.batch_size,
-            return_offsets=self.task.kind == "token",
-            tensors="np",
-        )

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from loraroute.artifacts import ADAPTER_DIR, read_meta
+from loraroute.artifacts import ModelDir
 from loraroute.inference.task_lookup import task_of
-from loraroute.inference.windows import batched_logits
+from loraroute.inference.windows import batched_logits, run_batches
 from loraroute.models.hub import resolve
 from loraroute.models.loading import AUTO_CLASSES, load_base_model, load_tokenizer, refuse_pickle_only
 
@@ -23,17 +23,32 @@ class BasePredictor:
     ``task`` is the model's :class:`loraroute.tasks.base.Task`; the ``load`` classmethods look it up when not given.
     """
 
+    tensors = "np"  # what _forward takes: numpy arrays from the tokenizer (PyTorch overrides logits)
+
     def __init__(self, tokenizer, meta: dict[str, Any], task, batch_size: int = 32):
         self.tokenizer = tokenizer
         self.meta = meta
-        meta.setdefault("task", task.name)  # read_meta leaves it out when only the directory's name tells
+        meta.setdefault("task", task.name)  # ModelDir.meta leaves it out when only the directory's name tells
         self.task = task
         self.labels: list[str] = meta["labels"]
         self.label2id = {label: i for i, label in enumerate(self.labels)}
         self.batch_size = batch_size
 
-    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
+    def _forward(self, encoding) -> np.ndarray:
+        """Logits for one tokenized batch (``tensors``: what the tokenizer returns for it)."""
         raise NotImplementedError
+
+    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
+        """Per text, its logits and encoding, through the one batching path every runtime shares."""
+        return run_batches(
+            self._forward,
+            self.tokenizer,
+            texts,
+            self.meta["max_length"],
+            self.batch_size,
+            return_offsets=self.task.kind == "token",
+            tensors=self.tensors,
+        )
 
     def predict(self, texts: list[str], **options) -> list[dict]:
         if not texts:
@@ -59,11 +74,12 @@ class Predictor(BasePredictor):
     ) -> Predictor:
         """``path``: a model directory, or a hub repo id (owner/name) fetched into the Hugging Face cache."""
         path = resolve(path, revision=revision)
-        meta = read_meta(path)
+        files = ModelDir(path)
+        meta = files.meta()
         task = task if task is not None else task_of(path, meta)
-        adapter_dir = path / ADAPTER_DIR
-        if not (path / "config.json").exists() and (path / "adapter_config.json").exists():
-            use_adapter, adapter_dir = True, path  # adapter-only directory (causal LMs: save_merged=False)
+        adapter_dir = files.adapter
+        if files.adapter_only:
+            use_adapter, adapter_dir = True, path
         if use_adapter:
             from peft import PeftModel
 

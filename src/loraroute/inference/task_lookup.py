@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TaskLookup = Callable[[Path, dict[str, Any]], Any]  # (model directory, its read_meta) -> its Task
+TaskLookup = Callable[[Path, dict[str, Any]], Any]  # (model directory, its ModelDir.meta()) -> its Task
 
 _lookup: TaskLookup | None = None
 
@@ -22,7 +22,7 @@ def use_task_lookup(lookup: TaskLookup) -> None:
 
 
 def task_of(path: Path, meta: dict[str, Any]):
-    """The task of the model directory ``path`` (``meta``: its ``artifacts.read_meta``)."""
+    """The task of the model directory ``path`` (``meta``: its ``artifacts.ModelDir.meta()``)."""
     if _lookup is None:
         raise RuntimeError("no task lookup connected: pass the model's task (loraroute/__init__.py connects one)")
     return _lookup(path, meta)

@@ -1,4 +1,5 @@
-"""Every report writer: markdown tables, the confusion-matrix and ROC/PR plots, and ``eval_report.{json,md}``.
+"""Every report writer: markdown tables, the confusion-matrix and ROC/PR plots, and :class:`Report`, what an
+evaluation returns and the one writer of ``eval_report.{json,md}`` and the plots.
 
 Serving and export import ``markdown_table`` from here, so this module must not import scikit-learn (seconds at
 start-up); the ROC/PR curves come from ``binary``, which imports it only when called."""
@@ -6,11 +7,14 @@ start-up); the ROC/PR curves come from ``binary``, which imports it only when ca
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from loraroute.extras import missing_modules
 from loraroute.metrics.binary import as_binary, roc_pr_curves
 
 
@@ -104,8 +108,47 @@ def plot_roc_pr(y_true, scores, threshold: float, out_dir: Path, title: str, pre
     return names
 
 
-def write_report(out_dir: Path, report: dict[str, Any], markdown: str) -> None:
-    """Write ``eval_report.json`` and ``eval_report.md`` side by side."""
-    out_dir = Path(out_dir)
-    (out_dir / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    (out_dir / "eval_report.md").write_text(markdown.rstrip() + "\n")
+@dataclass(frozen=True)
+class Figure:
+    """A plot not drawn yet: ``draw(out_dir)`` writes ``names`` into ``out_dir``."""
+
+    names: tuple[str, ...]
+    draw: Callable[[Path], Any]
+
+
+def confusion_figure(matrix: list[list[int]], labels: list[str], name: str, title: str) -> Figure:
+    return Figure((name,), lambda out_dir: plot_confusion(matrix, labels, Path(out_dir) / name, title))
+
+
+def roc_pr_figure(y_true, scores, threshold: float, title: str, prefix: str = "") -> Figure:
+    """:func:`plot_roc_pr` deferred. Its ``names`` are known before drawing, as a report lists them: none without
+    matplotlib or with a single class, where ``plot_roc_pr`` draws nothing either."""
+    y, _ = as_binary(y_true, scores)
+    drawn = not missing_modules("matplotlib") and len(set(y)) == 2
+    names = (f"{prefix}roc_curve.png", f"{prefix}pr_curve.png") if drawn else ()
+    return Figure(names, lambda out_dir: plot_roc_pr(y_true, scores, threshold, out_dir, title, prefix))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@dataclass
+class Report:
+    """What a task's evaluation found. Evaluating writes nothing: the trainer adds its own section to ``data``, then
+    :meth:`write` puts everything in the model directory at once."""
+
+    data: dict[str, Any]  # eval_report.json
+    markdown: str  # eval_report.md
+    figures: list[Figure] = field(default_factory=list)
+    files: dict[str, Any] = field(default_factory=dict)  # other JSON files the evaluation made: thresholds.json
+
+    def write(self, out_dir: Path) -> None:
+        """Write ``eval_report.json``, ``eval_report.md``, :attr:`files` and the figures into ``out_dir``."""
+        out_dir = Path(out_dir)
+        for name, data in self.files.items():
+            _write_json(out_dir / name, data)
+        _write_json(out_dir / "eval_report.json", self.data)
+        (out_dir / "eval_report.md").write_text(self.markdown.rstrip() + "\n")
+        for figure in self.figures:
+            figure.draw(out_dir)

@@ -30,10 +30,10 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
+
+from loraroute.files import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -247,11 +247,9 @@ def materialise_gguf(
 
     require_extra("gguf", f"de-quantising {gguf_path.name}", "gguf")  # transformers reads GGUF with it
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the cache may be shared
-    try:
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    # A complete copy that another process wrote meanwhile stays: replacing it would pull it from under its readers.
+    with atomic_directory(target, keep_existing=lambda existing: is_materialised(existing) and not force) as tmp:
         info = _convert(gguf_path, tmp, dtype)
         info.update(
             {
@@ -271,19 +269,7 @@ def materialise_gguf(
             pass
         # Manifest last: its presence marks the directory as complete.
         (tmp / MANIFEST_NAME).write_text(json.dumps(info, indent=2) + "\n")
-        if target.exists():
-            if is_materialised(target) and not force:
-                # Another process won the race; keep its copy.
-                shutil.rmtree(tmp, ignore_errors=True)
-                return target
-            stale = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        os.replace(tmp, target)
-        log.info("materialised %s -> %s in %.1fs", gguf_path.name, target, info["seconds"])
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    log.info("materialised %s -> %s in %.1fs", gguf_path.name, target, info["seconds"])
     return target
 
 

@@ -6,22 +6,22 @@
   bert > roberta > modernbert > others (others alphabetically).
 - The first architecture with a complete, valid set (all three tasks) wins; failing that each task takes its own
   best valid directory.
-- A directory is valid when the files a loader needs are present and readable and, once the export module exists,
-  ``loraroute.export.verify.check_contract`` finds no problem.
+- A directory is valid when ``loraroute.artifacts.ModelDir.problems`` finds no problem: first that the files a loader
+  needs are present and readable and hold the task the name says, then the rest of upstream's loaders' contract.
 
 Every directory seen ends up in the report with the reason it was chosen or not, so a wrong pick can be explained.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loraroute.artifacts import ModelDir
 from loraroute.export.candle import upstream_loadability
-from loraroute.tasks import served_tasks
+from loraroute.tasks import served_tasks, task_of
 
 # serving task -> (artifact prefix, training task name stored in lora_config.json), from the tasks themselves
 PREFIXES: dict[str, tuple[str, str]] = {
@@ -125,45 +125,10 @@ def parse_name(name: str) -> tuple[str | None, str, int]:
     return None, "", 0
 
 
-def file_problems(path: Path, task: str) -> list[str]:
-    """What a loader would trip over: missing weights, tokenizer or label map, or another task's model."""
-    problems = []
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        problems.append("config.json missing")
-    else:
-        try:
-            config = json.loads(config_path.read_text())
-            if len(config.get("id2label") or {}) < 2:
-                problems.append("config.json has no id2label with two or more labels")
-        except (OSError, ValueError) as exc:
-            problems.append(f"config.json unreadable ({exc})")
-    if not any(path.glob("*.safetensors")) and not (path / "onnx" / "model.onnx").is_file():
-        problems.append("no model weights (*.safetensors or onnx/model.onnx)")
-    if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-        problems.append("no tokenizer (tokenizer.json, vocab.txt or vocab.json)")
-    lora = path / "lora_config.json"
-    if lora.is_file():
-        try:
-            stored = json.loads(lora.read_text()).get("task")
-        except (OSError, ValueError) as exc:
-            problems.append(f"lora_config.json unreadable ({exc})")
-        else:
-            expected = PREFIXES[task][1]
-            if stored and stored != expected:
-                problems.append(f"lora_config.json says task {stored!r}, the name says {expected!r}")
-    return problems
-
-
 def contract_problems(path: Path, task: str) -> list[str]:
-    """File checks, then the export module's contract check."""
-    from loraroute.export.verify import check_contract
-
-    problems = file_problems(path, task)
-    if problems:
-        return problems
+    """``ModelDir.problems`` of a directory named for serving task ``task``, its cheap file checks first."""
     try:
-        return list(check_contract(path))
+        return ModelDir(path).problems(task_of, PREFIXES[task][1])
     except Exception as exc:  # a checker that crashes on a directory means the directory is unusable
         return [f"contract check failed: {type(exc).__name__}: {exc}"]
 

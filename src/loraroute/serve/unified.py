@@ -3,8 +3,8 @@
 Model inference (``infer``) is separate from shaping answers: inference runs without any request option (intent
 probabilities always, PII entities at any confidence, the jailbreak score), and options -- probabilities,
 thresholds, explanations, masking -- are applied afterwards per request, by the task that owns the answer
-(``Task.batch_result``, ``single_response``, ``statistics``; see ``loraroute.tasks.answers``). That is what lets the
-server batch texts from requests with different options into one model call; this module only routes.
+(``ServedTask.batch_result``, ``single_response``, ``statistics``; see ``loraroute.tasks.answers``). That is what lets
+the server batch texts from requests with different options into one model call; this module only routes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loraroute.artifacts import ModelDir
 from loraroute.extras import missing_modules, require_extra
 from loraroute.serve.config import BACKENDS
 from loraroute.tasks import served_tasks
@@ -27,10 +28,8 @@ def load_predictor(path: Path, backend: str = "auto", threads: int | None = None
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     path = Path(path)
     if backend != "pytorch":
-        from loraroute.inference.onnx import onnx_path
-
         int8 = backend == "onnx-int8"
-        onnx_file = onnx_path(path, int8)
+        onnx_file = ModelDir(path).onnx_int8 if int8 else ModelDir(path).onnx_fp32
         # auto takes ONNX Runtime only where it can run it: an install without the onnx extra serves PyTorch
         usable = onnx_file.is_file() and (backend != "auto" or not missing_modules("onnxruntime"))
         if usable:
@@ -76,7 +75,7 @@ class UnifiedClassifier:
             for source, value in (
                 ("config", configured),
                 ("thresholds.json", stored),
-                ("default", task.serve_threshold),
+                ("default", task.default_threshold),
             ):
                 if value is not None:
                     self.thresholds[name], self.threshold_source[name] = float(value), source

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loraroute.tasks.base import Task
+from loraroute.tasks.base import ServedTask, Task
 
 _TASKS = {
     "intent": "loraroute.tasks.intent:IntentTask",
@@ -39,12 +39,12 @@ def task_for_artifact(name: str) -> Task:
 
 
 def task_of(path: str | Path, meta: dict[str, Any]) -> Task:
-    """A model directory's task: the one its lora_config.json names (``meta``: ``artifacts.read_meta(path)``), else
+    """A model directory's task: the one its lora_config.json names (``meta``: ``ModelDir(path).meta()``), else
     the one its name's prefix says."""
     return get_task(meta["task"]) if "task" in meta else task_for_artifact(Path(path).name)
 
 
-def served_tasks() -> dict[str, Task]:
-    """HTTP task name -> task, for the tasks ``serve`` answers (those with a ``serve_name``), in serving order."""
+def served_tasks() -> dict[str, ServedTask]:
+    """HTTP task name -> task, for the tasks ``serve`` answers (the :class:`ServedTask` ones), in serving order."""
     tasks = (get_task(name) for name in _TASKS)
-    return {task.serve_name: task for task in tasks if task.serve_name}
+    return {task.serve_name: task for task in tasks if isinstance(task, ServedTask)}

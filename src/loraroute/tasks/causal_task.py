@@ -1,20 +1,18 @@
 """Shared machinery for generative tasks: a causal LM answers in text, trained on the answer tokens only.
 
 A generative task says how a record becomes a chat prompt and a target (:meth:`CausalLMTask.messages`); this
-module turns that into completion-only training features, batched greedy generation and the Trainer hooks:
-the best checkpoint is chosen on validation loss (no full-vocabulary logits are gathered), and the model directory
-holds the adapter only (``save_merged = False``: a merged 0.6B model is 2.4 GB; the base is on the hub or embedded).
+module turns that into completion-only training features and batched greedy generation, the hooks
+:class:`~loraroute.tasks.base.GenerativeTask` asks for.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from loraroute.config import TrainConfig, option
 from loraroute.data.sources import DataError
-from loraroute.tasks.base import Task
+from loraroute.tasks.base import GenerativeTask
 from loraroute.tasks.causal_lm import CompletionCollator, format_chat, generate_batched, tokenize_completion
 
 log = logging.getLogger("loraroute")
@@ -53,13 +51,8 @@ class CausalConfig(TrainConfig):
             raise ValueError("Invalid configuration: " + "; ".join(problems))
 
 
-class CausalLMTask(Task):
-    kind = "causal"
+class CausalLMTask(GenerativeTask):
     config_class = CausalConfig
-    save_merged = False
-    selection_metric = "loss"  # train.py passes no compute_metrics for "loss": Trainer's eval_loss decides
-    selection_greater_is_better = False
-    headline_metric = "accuracy"
     default_max_new_tokens = 16
 
     # --- what a task says -----------------------------------------------------------------------------------
@@ -104,33 +97,9 @@ class CausalLMTask(Task):
     def collator(self, tokenizer):
         return CompletionCollator(tokenizer, pad_to_multiple_of=8)
 
-    def validation_metrics(self, logits, label_ids):  # never called: selection_metric is "loss"
-        return {}
-
     # --- answers ----------------------------------------------------------------------------------------------
     def generate(self, model, tokenizer, records: list[dict], cfg: CausalConfig) -> list[str]:
         prompts = [self.prompt(tokenizer, r, cfg) for r in records]
         return generate_batched(
             model, tokenizer, prompts, self.max_new_tokens(cfg), batch_size=cfg.generation_batch_size
         )
-
-    def predict(self, predictor, texts: list[str], **options) -> list[dict]:
-        cfg = self.config_class(
-            **{
-                k: v
-                for k, v in predictor.meta.get("task_settings", {}).get("config", {}).items()
-                if k in self.config_class.__dataclass_fields__
-            }
-        )
-        records = [self.record_from_text(text, predictor.meta) for text in texts]
-        outputs = self.generate(predictor.model, predictor.tokenizer, records, cfg)
-        return [self.answer(output, record, predictor.meta) for output, record in zip(outputs, records)]
-
-    def record_from_text(self, text: str, meta: dict[str, Any]) -> dict:
-        return {"text": text}
-
-    def answer(self, output: str, record: dict, meta: dict[str, Any]) -> dict:
-        raise NotImplementedError
-
-    def postprocess(self, texts, logits, encodings, meta, **options):
-        raise TypeError(f"{self.name} answers by generation; use Predictor.predict")

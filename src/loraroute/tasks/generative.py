@@ -9,7 +9,6 @@ the Qwen3 generative classifier expects).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from loraroute.config import TrainConfig
@@ -17,7 +16,7 @@ from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
 from loraroute.data.sources import DataError, read_rows, text_label_records
 from loraroute.data.splits import Splits, split_records, stratified_sample
 from loraroute.metrics.classification import answer_report
-from loraroute.metrics.reports import markdown_table, plot_confusion, summary_table, write_report
+from loraroute.metrics.reports import Report, confusion_figure, markdown_table, summary_table
 from loraroute.tasks.causal_lm import parse_category
 from loraroute.tasks.causal_task import CausalLMTask
 
@@ -99,7 +98,7 @@ class GenerativeIntentTask(CausalLMTask):
         }
 
     # --- evaluation ---------------------------------------------------------------------------------------------
-    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
+    def evaluate(self, predictor, splits, cfg) -> Report:
         labels = self.labels(splits, cfg)
         records = [{**r, "_labels": labels} for r in splits.test]
         outputs = self.generate(predictor.model, predictor.tokenizer, records, cfg)
@@ -116,20 +115,21 @@ class GenerativeIntentTask(CausalLMTask):
                 for r, o, p in list(zip(records, outputs, predicted))[:20]
             ],
         }
-        plot_confusion(
+        figure = confusion_figure(
             test["confusion_matrix"],
             labels,
-            Path(out_dir) / "confusion_matrix.png",
+            "confusion_matrix.png",
             f"{self.name}: test confusion matrix (parsed answers)",
         )
-        write_report(out_dir, report, self.report_markdown(report))
-        return report
+        return Report(report, self.report_markdown(report), [figure])
 
     def summary(self, report: dict) -> str:
-        """What ``loraroute train`` prints: accuracy with the unparsed count."""
+        """The test split's scores, then accuracy with the unparsed count."""
         test = report["test"]
         return (
-            f"{test['num_examples']} held-out questions: accuracy {test['accuracy']:.4f}, "
+            super().summary(report)
+            + "\n\n"
+            + f"{test['num_examples']} held-out questions: accuracy {test['accuracy']:.4f}, "
             f"unparsed {test['unparsed']} (accuracy on parsed answers {test['accuracy_on_parsed']:.4f})"
         )
 

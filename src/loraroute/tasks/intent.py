@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -18,11 +17,15 @@ from loraroute.data.intent_requests import dedup_against, generate_request_promp
 from loraroute.data.mmlu import MMLU_PRO_CATEGORIES, mmlu_intent_records
 from loraroute.data.noise import add_typos
 from loraroute.metrics.classification import classification_report
-from loraroute.metrics.reports import per_class_table, plot_confusion, summary_table
+from loraroute.metrics.reports import Figure, confusion_figure, per_class_table, summary_table
 from loraroute.tasks.answers import AnswerOptions, category_statistics
+from loraroute.tasks.base import ServedTask
 from loraroute.tasks.sequence import SequenceClassificationTask
 
 TYPO_RATE = 0.1  # about one typo per ten-word prompt
+# Upstream's category confidence threshold, the served default: an answer under it is flagged low_confidence and
+# keeps its label. Not IntentConfig.fallback_threshold, under which predict replaces the label by "other".
+LOW_CONFIDENCE_THRESHOLD = 0.6
 
 
 @dataclass
@@ -44,17 +47,18 @@ class IntentConfig(TrainConfig):
         "300 measured: natural-prompt accuracy 0.69 -> 0.86 with MMLU held-out accuracy unchanged.",
     )
     epochs: float = option(2.0, "Training epochs. 2 for intent: validation accuracy levels off by the second epoch.")
+    # Not the serving threshold (LOW_CONFIDENCE_THRESHOLD), which only flags an answer low_confidence.
     fallback_threshold: float = option(
         0.0, "Below this confidence, predict answers 'other' (stored in the model; 0 disables; upstream used 0.6)."
     )
 
 
-class IntentTask(SequenceClassificationTask):
+class IntentTask(SequenceClassificationTask, ServedTask):
     """Intent: route a prompt to one of the 14 MMLU-Pro categories."""
 
     name = "intent"
     serve_name = "intent"
-    serve_threshold = 0.6  # upstream's category confidence threshold: answers under it are low_confidence
+    default_threshold = LOW_CONFIDENCE_THRESHOLD
     artifact_prefix = "lora_intent_classifier"
     config_class = IntentConfig
     label_map_keys = ("category_to_idx", "idx_to_category")
@@ -68,17 +72,17 @@ class IntentTask(SequenceClassificationTask):
         "What caused the fall of the Western Roman Empire?",
     ]
 
-    def offline_records(self, cfg: IntentConfig) -> list[dict]:
-        records = mmlu_intent_records(mapping=cfg.mapping)
+    def offline_records(self, cfg: IntentConfig) -> tuple[list[dict], dict]:
+        records, notes = mmlu_intent_records(mapping=cfg.mapping), {}
         per_class = cfg.request_prompts_per_class
         if per_class:
             generated = generate_request_prompts(per_class, cfg.seed)
             # The natural set is test-only: generated prompts that near-duplicate it never reach training.
-            generated, self.removed_near_duplicates = dedup_against(
+            generated, notes["generated_near_duplicates_of_eval_removed"] = dedup_against(
                 generated, [r["text"] for r in load_natural_eval_set()]
             )
             records += generated
-        return records
+        return records, notes
 
     def hub_columns(self, dataset_id: str) -> tuple[str, str]:
         if dataset_id.lower() == "tiger-lab/mmlu-pro":
@@ -88,7 +92,7 @@ class IntentTask(SequenceClassificationTask):
     def extra_metadata(self, cfg: IntentConfig) -> dict:
         return {"fallback_threshold": cfg.fallback_threshold, "fallback_label": "other"}
 
-    def extend_report(self, report, predictor, splits, cfg, out_dir: Path, y, probs) -> None:
+    def extend_report(self, report, predictor, splits, cfg, y, probs) -> list[Figure]:
         sources = sorted({r.get("source", "") for r in splits.test})
         if len(sources) > 1:  # MMLU and generated prompts are scored apart, so neither hides the other
             hits = probs.argmax(1) == y
@@ -112,14 +116,15 @@ class IntentTask(SequenceClassificationTask):
                 "typo_rate": TYPO_RATE,
                 "accuracy": float((probs_noisy.argmax(1) == y_noisy).mean()),
             }
-            plot_confusion(
-                report["natural"]["confusion_matrix"],
-                predictor.labels,
-                out_dir / "confusion_matrix_natural.png",
-                "intent: natural-prompt confusion matrix",
-            )
-            if getattr(self, "removed_near_duplicates", None) is not None:
-                report["data_notes"]["generated_near_duplicates_of_eval_removed"] = self.removed_near_duplicates
+            return [
+                confusion_figure(
+                    report["natural"]["confusion_matrix"],
+                    predictor.labels,
+                    "confusion_matrix_natural.png",
+                    "intent: natural-prompt confusion matrix",
+                )
+            ]
+        return []
 
     def report_markdown(self, report: dict) -> str:
         text = super().report_markdown(report)
@@ -149,6 +154,13 @@ class IntentTask(SequenceClassificationTask):
                 "![natural confusion matrix](confusion_matrix_natural.png)",
             ]
         )
+
+    def summary(self, report: dict) -> str:
+        text = super().summary(report)
+        if "natural" not in report:
+            return text
+        natural = {k: v for k, v in report["natural"].items() if isinstance(v, float)}
+        return text + "\n\nNatural-prompt set:\n" + summary_table(natural)
 
     def postprocess(self, texts, logits, encodings, meta, threshold=None, **options):
         results = super().postprocess(texts, logits, encodings, meta, **options)

@@ -10,12 +10,11 @@ nothing here (see ``loraroute.data.jailbreak``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import THRESHOLDS, write_json
+from loraroute.artifacts import THRESHOLDS
 from loraroute.config import TrainConfig, option
 from loraroute.data.jailbreak import (
     COMPONENTS,
@@ -32,8 +31,9 @@ from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records, stratified_sample
 from loraroute.metrics.binary import binary_report, threshold_for_fpr
 from loraroute.metrics.classification import softmax
-from loraroute.metrics.reports import markdown_table, plot_roc_pr, write_report
+from loraroute.metrics.reports import Report, markdown_table, roc_pr_figure
 from loraroute.tasks.answers import AnswerOptions, category_statistics
+from loraroute.tasks.base import ServedTask
 from loraroute.tasks.sequence import SequenceClassificationTask
 
 POSITIVE = LABELS.index("jailbreak")
@@ -78,12 +78,12 @@ class JailbreakConfig(TrainConfig):
             raise ValueError("Invalid configuration: max_per_class must be at least 10")
 
 
-class JailbreakTask(SequenceClassificationTask):
+class JailbreakTask(SequenceClassificationTask, ServedTask):
     """Jailbreak detection: benign/jailbreak with a threshold calibrated to a target false-positive rate."""
 
     name = "jailbreak"
     serve_name = "security"
-    serve_threshold = 0.7  # upstream's jailbreak threshold, for a model that ships no thresholds.json
+    default_threshold = 0.7  # upstream's jailbreak threshold, for a model that ships no thresholds.json
     artifact_prefix = "lora_jailbreak_classifier"
     config_class = JailbreakConfig
     selection_metric = "roc_auc"
@@ -189,23 +189,20 @@ class JailbreakTask(SequenceClassificationTask):
             }
         return metrics, families, scores
 
-    def evaluate(
-        self, predictor, splits, cfg, out_dir: Path, eval_sets: tuple[str, ...] = tuple(EVAL_SETS)
-    ) -> dict[str, Any]:
-        """Calibrate on validation (writes thresholds.json), then report test, each eval set and baselines.
+    def evaluate(self, predictor, splits, cfg, eval_sets: tuple[str, ...] = tuple(EVAL_SETS)) -> Report:
+        """Calibrate on validation (thresholds.json, among the report's files), then report test, each eval set
+        and baselines.
 
         Each eval set ``name`` gets ``report[name]`` (metrics), ``report[f"{name}_families"]`` and
         ``report["shortcut_baselines"][name]``; ``report["eval_sets"]`` lists the names in order."""
-        out_dir = Path(out_dir)
         thresholds = self.calibrate(predictor, splits.validation, cfg.target_fpr)
-        write_json(out_dir / THRESHOLDS, thresholds)
         predictor.meta["thresholds"] = thresholds
         t = thresholds["threshold"]
 
         y = np.array([r["label"] == "jailbreak" for r in splits.test], dtype=int)
         scores = self.jailbreak_scores(predictor, [r["text"] for r in splits.test])
         test = binary_report(y, scores, t)
-        plots = plot_roc_pr(y, scores, t, out_dir, f"{self.name}: test split")
+        figures = [roc_pr_figure(y, scores, t, f"{self.name}: test split")]
 
         test["fpr_benign"] = test.pop("fpr")
 
@@ -222,11 +219,10 @@ class JailbreakTask(SequenceClassificationTask):
             records = load_eval_set(name)
             report[name], report[f"{name}_families"], scores = self.score_eval_set(predictor, records, t)
             y = np.array([r["label"] == "jailbreak" for r in records], dtype=int)
-            plots += plot_roc_pr(y, scores, t, out_dir, f"{self.name}: {name} set", prefix=f"{name}_")
+            figures.append(roc_pr_figure(y, scores, t, f"{self.name}: {name} set", prefix=f"{name}_"))
             report["shortcut_baselines"][name] = shortcut_baselines(splits.train, records)
-        report["plots"] = plots
-        write_report(out_dir, report, self.report_markdown(report))
-        return report
+        report["plots"] = [file for figure in figures for file in figure.names]
+        return Report(report, self.report_markdown(report), figures, files={THRESHOLDS: thresholds})
 
     def report_markdown(self, report: dict) -> str:
         keys = (
@@ -281,7 +277,7 @@ class JailbreakTask(SequenceClassificationTask):
         return "\n\n".join(parts)
 
     def summary(self, report: dict) -> str:
-        """What `loraroute train jailbreak` prints: test beside each eval set, plus shortcut baselines."""
+        """The test split's scores, then the test split beside each eval set, plus shortcut baselines."""
         names = report.get("eval_sets", ["realistic"])
         test, sets, base = report["test"], [report[n] for n in names], report["shortcut_baselines"]
         keys = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall", "precision")
@@ -292,6 +288,7 @@ class JailbreakTask(SequenceClassificationTask):
         ]
         rows += [[f"baseline {k}", base["test"][k], *(base[n][k] for n in names)] for k in ("length_auc", "format_auc")]
         return (
+            f"{super().summary(report)}\n\n"
             f"Threshold {report['threshold']['threshold']:.6g} (validation FPR "
             f"{report['threshold']['validation_fpr']:.4f}, target {report['threshold']['target_fpr']})\n"
             + markdown_table(["metric", "test split", *(f"{n} set" for n in names)], rows)

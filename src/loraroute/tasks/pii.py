@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loraroute.artifacts import THRESHOLDS, write_json
+from loraroute.artifacts import THRESHOLDS
 from loraroute.config import TrainConfig, option
 from loraroute.data.pii import (
     PRESIDIO_ENTITIES,
@@ -38,10 +37,10 @@ from loraroute.data.pii_sources import DATA_FORMATS, read_pii_records
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, split_records
 from loraroute.metrics.classification import softmax
-from loraroute.metrics.reports import markdown_table, plot_confusion, summary_table, write_report
+from loraroute.metrics.reports import Report, confusion_figure, markdown_table, summary_table
 from loraroute.metrics.spans import entity_metrics, message_metrics
 from loraroute.tasks.answers import AnswerOptions, category_statistics, utf8_offset
-from loraroute.tasks.base import Task
+from loraroute.tasks.base import EncoderTask, ServedTask
 from loraroute.tasks.pii_recognizers import apply_recognizers
 from loraroute.tasks.pii_spans import (
     IGNORE_INDEX,
@@ -194,12 +193,12 @@ def confusion_matrix_with_none(confusion: dict[str, dict[str, int]]) -> tuple[li
     return labels, m
 
 
-class PIITask(Task):
+class PIITask(EncoderTask, ServedTask):
     """PII detection: token classification over Presidio entity types, answered as character spans."""
 
     name = "pii"
     serve_name = "pii"
-    serve_threshold = 0.5  # upstream's minimum PII entity confidence
+    default_threshold = 0.5  # upstream's minimum PII entity confidence
     artifact_prefix = "lora_pii_detector"
     kind = "token"
     config_class = PIIConfig
@@ -426,10 +425,9 @@ class PIITask(Task):
         types = {label[2:] for label in predictor.meta["labels"] if label != "O"}
         return {part: restrict_entities(load_natural_set(part), types) for part in NATURAL_SETS}
 
-    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
-        """Calibrate the threshold on the natural validation set (writes thresholds.json), then report the
-        template-disjoint test split (every entity, as before) and both natural sets at the threshold."""
-        out_dir = Path(out_dir)
+    def evaluate(self, predictor, splits, cfg) -> Report:
+        """Calibrate the threshold on the natural validation set (thresholds.json, among the report's files), then
+        report the template-disjoint test split (every entity, as before) and both natural sets at the threshold."""
         texts = [r["text"] for r in splits.test]
         gold = [r["spans"] for r in splits.test]
         logits, encodings = predictor.logits(texts)
@@ -484,7 +482,6 @@ class PIITask(Task):
             texts = [r["text"] for r in records]
             natural[part] = ([r["spans"] for r in records], *self.answers(predictor, texts))
         thresholds = self.calibrate(*natural["validation"][:2], cfg.has_pii_recall)
-        write_json(out_dir / THRESHOLDS, thresholds)
         predictor.meta["thresholds"] = thresholds
         report["threshold"] = thresholds
         for part, (g, with_recognizers, model_only) in natural.items():
@@ -493,18 +490,15 @@ class PIITask(Task):
             report[f"natural_{part}"]["model_only"] = {
                 k: v for k, v in self.span_scores(g, model_only, *at).items() if k != "per_type"
             }
-        labels, matrix = confusion_matrix_with_none(m["confusion"])
+        labels, matrix = confusion_matrix_with_none(report["confusion"])
+        figures = []
         if labels != ["(none)"]:
-            plot_confusion(
-                matrix,
-                labels,
-                out_dir / "confusion_matrix.png",
-                f"{self.name}: test entities (overlap), gold x predicted",
-            )
-        write_report(out_dir, report, self.report_markdown(report, labels, matrix))
-        return report
+            title = f"{self.name}: test entities (overlap), gold x predicted"
+            figures.append(confusion_figure(matrix, labels, "confusion_matrix.png", title))
+        return Report(report, self.report_markdown(report), figures, files={THRESHOLDS: thresholds})
 
-    def report_markdown(self, report: dict, labels: list[str], matrix: list[list[int]]) -> str:
+    def report_markdown(self, report: dict) -> str:
+        labels, matrix = confusion_matrix_with_none(report["confusion"])
         per_type = [
             [t, v["precision"], v["recall"], v["f1"], v["f2"], v["support"]] for t, v in report["per_type"].items()
         ]
@@ -525,8 +519,8 @@ class PIITask(Task):
         )
 
     def summary(self, report: dict) -> str:
-        """What `loraroute train pii` prints after the test split: the natural chat-message sets."""
-        return "\n\n".join(self.natural_markdown(report))
+        """The test split's scores, then the natural chat-message sets."""
+        return super().summary(report) + "\n\n" + "\n\n".join(self.natural_markdown(report))
 
     @staticmethod
     def natural_markdown(report: dict) -> list[str]:

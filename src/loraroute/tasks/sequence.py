@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from loraroute.config import TrainConfig
 from loraroute.data.sources import DataError, read_rows, text_label_records
 from loraroute.data.splits import Splits, split_records, stratified_sample
 from loraroute.metrics.classification import classification_report, softmax
-from loraroute.metrics.reports import per_class_table, plot_confusion, summary_table, write_report
-from loraroute.tasks.base import Task
+from loraroute.metrics.reports import Figure, Report, confusion_figure, per_class_table, summary_table
+from loraroute.tasks.base import EncoderTask
 
 
-class SequenceClassificationTask(Task):
+class SequenceClassificationTask(EncoderTask):
     kind = "sequence"
     selection_metric = "accuracy"
     default_columns = ("text", "label")
 
-    def offline_records(self, cfg: TrainConfig) -> list[dict]:
+    def offline_records(self, cfg: TrainConfig) -> tuple[list[dict], dict]:
+        """The task's own data, for ``cfg.data`` None: (records, notes on them for ``Splits.notes``)."""
         raise NotImplementedError
 
     def hub_columns(self, dataset_id: str) -> tuple[str, str]:
@@ -28,17 +26,17 @@ class SequenceClassificationTask(Task):
         return self.default_columns
 
     def read_records(self, cfg: TrainConfig) -> list[dict]:
-        if cfg.data is None:
-            return self.offline_records(cfg)
+        """Records of ``cfg.data`` (a hub dataset or a local file)."""
         text_col, label_col = self.hub_columns(cfg.data)
         rows = read_rows(cfg.data, cfg.data_config, cfg.data_split)
         return text_label_records(rows, cfg.text_column or text_col, cfg.label_column or label_col, cfg.data)
 
     def load_splits(self, cfg: TrainConfig) -> Splits:
-        records = self.read_records(cfg)
+        records, notes = self.offline_records(cfg) if cfg.data is None else (self.read_records(cfg), {})
         if cfg.max_samples:
             records = stratified_sample(records, cfg.max_samples, cfg.seed)
         splits = split_records(records, cfg.val_size, cfg.test_size, cfg.seed, label_key="label")
+        splits.notes.update(notes)
         if len({r["label"] for r in splits.train}) < 2:
             raise DataError(f"{cfg.data or 'offline data'}: training split has fewer than two labels")
         return splits
@@ -84,7 +82,7 @@ class SequenceClassificationTask(Task):
         y = np.array([predictor.label2id[r["label"]] for r in records])
         return y, probs
 
-    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
+    def evaluate(self, predictor, splits, cfg) -> Report:
         y, probs = self.scores(predictor, splits.test)
         report = {
             "task": self.name,
@@ -92,20 +90,23 @@ class SequenceClassificationTask(Task):
             "data_notes": splits.notes,
             "test": classification_report(y, probs, predictor.labels),
         }
-        plot_confusion(
-            report["test"]["confusion_matrix"],
-            predictor.labels,
-            Path(out_dir) / "confusion_matrix.png",
-            f"{self.name}: test confusion matrix",
-        )
-        self.extend_report(report, predictor, splits, cfg, Path(out_dir), y, probs)
-        write_report(out_dir, report, self.report_markdown(report))
-        return report
+        figures = [
+            confusion_figure(
+                report["test"]["confusion_matrix"],
+                predictor.labels,
+                "confusion_matrix.png",
+                f"{self.name}: test confusion matrix",
+            )
+        ]
+        figures += self.extend_report(report, predictor, splits, cfg, y, probs)
+        return Report(report, self.report_markdown(report), figures)
 
     def extend_report(
-        self, report: dict, predictor, splits: Splits, cfg: TrainConfig, out_dir: Path, y: np.ndarray, probs: np.ndarray
-    ) -> None:
-        """Add task-specific sections before the report is written; gets the test scores already computed."""
+        self, report: dict, predictor, splits: Splits, cfg: TrainConfig, y: np.ndarray, probs: np.ndarray
+    ) -> list[Figure]:
+        """Add task-specific sections to ``report`` (gets the test scores already computed); returns their
+        figures."""
+        return []
 
     def report_markdown(self, report: dict) -> str:
         test = report["test"]

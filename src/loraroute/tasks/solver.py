@@ -11,16 +11,14 @@ the run if any evaluation question is in the training data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from loraroute.artifacts import write_json
 from loraroute.config import TrainConfig, option
 from loraroute.data.leakage import assert_no_leakage, find_leaks
 from loraroute.data.mc_sources import MMLU_PRO, NO_LEAKAGE_SOURCES, hub_source, local_mc, mmlu_pro, offline_mmlu
 from loraroute.data.sources import DataError
 from loraroute.data.splits import Splits, dedupe, stratified_sample
-from loraroute.metrics.reports import markdown_table, write_report
+from loraroute.metrics.reports import Report, markdown_table
 from loraroute.tasks.causal_lm import extract_choice, format_mc_question, format_mc_target
 from loraroute.tasks.causal_task import CausalConfig, CausalLMTask
 
@@ -220,7 +218,7 @@ class SolverTask(CausalLMTask):
         }
 
     # --- evaluation ---------------------------------------------------------------------------------------------
-    def evaluate(self, predictor, splits, cfg, out_dir: Path) -> dict[str, Any]:
+    def evaluate(self, predictor, splits, cfg) -> Report:
         model, tok, records = predictor.model, predictor.tokenizer, splits.test
         with model.disable_adapter():  # the same weights without LoRA: the base model's own answers
             base_out = self.generate(model, tok, records, cfg)
@@ -248,7 +246,6 @@ class SolverTask(CausalLMTask):
                 for i, (r, b, t) in enumerate(zip(records, base_pred, trained_pred))
             ],
         }
-        write_json(Path(out_dir) / "training_comparison.json", comparison)
         report = {
             "task": self.name,
             "specialist": cfg.specialist,
@@ -273,12 +270,11 @@ class SolverTask(CausalLMTask):
                 for r, b, t in list(zip(records, base_out, trained_out))[:10]
             ],
         }
-        write_report(out_dir, report, self.report_markdown(report))
-        return report
+        return Report(report, self.report_markdown(report), files={"training_comparison.json": comparison})
 
     def summary(self, report: dict) -> str:
-        """Baseline vs trained table that ``loraroute train`` prints."""
-        return self.report_markdown(report).split("\n\n", 3)[3]
+        """The test split's scores, then the baseline vs trained table."""
+        return super().summary(report) + "\n\n" + self.report_markdown(report).split("\n\n", 3)[3]
 
     def report_markdown(self, report: dict) -> str:
         cmp = report["comparison"]
