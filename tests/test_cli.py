@@ -33,6 +33,7 @@ def test_top_level_and_predict_help(capsys):
     assert "--input" in out and "--use-adapter" in out and "--threshold" in out
 
 
+@pytest.mark.slow  # trains a tiny model end to end
 def test_train_then_predict_through_the_command_line(tiny_encoder, intent_file, tmp_path, capsys):
     code = main(
         [

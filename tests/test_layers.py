@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "loraroute"
 LAYERS: list[tuple[str, ...]] = [
     ("config", "extras", "_version", "files"),
     ("models", "data", "metrics"),
-    ("artifacts", "progress", "resources"),
+    ("artifacts", "checkpoints", "progress", "resources"),
     ("inference",),
     ("tasks",),
     ("training", "export", "model_card", "hub"),

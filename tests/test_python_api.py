@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import loraroute
-from loraroute.artifacts import checkpoint_dir
+from loraroute.checkpoints import checkpoint_dir
 from loraroute.config import TrainConfig
 from loraroute.inference import Predictor
 from tests.conftest import write_intent_jsonl

@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=None,
-        help="Decision threshold (jailbreak: overrides the calibrated one; intent: low-confidence "
-        "fallback; pii: minimum entity confidence, replacing the calibrated one).",
+        help="Decision threshold (jailbreak: P(jailbreak), replacing the calibrated one; intent: an answer less "
+        "confident than this becomes 'other', replacing the stored fallback_threshold; pii: minimum entity "
+        "confidence, replacing the calibrated one).",
     )
     predict.add_argument("--no-probabilities", action="store_true", help="Leave per-label probabilities out.")
     predict.add_argument(
@@ -368,7 +369,7 @@ def cmd_train_all(args) -> int:
 
 
 def cmd_clean(args) -> int:
-    from loraroute.artifacts import clean
+    from loraroute.checkpoints import clean
 
     removed = clean(args.models_dir, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

@@ -3,7 +3,7 @@
 A reader never meets a half-written file or model, an earlier version stays intact until the new one is complete,
 and the result is 0644 (files) and 0755 (directories) whatever the umask: the router that loads a model often runs
 as another user. Temporary names are ``.tmp-<name>-<pid>-*`` so that a later run can tell a killed run's leftovers
-from a live run's work (``loraroute.artifacts.leftovers`` parses them).
+from a live run's work (``loraroute.checkpoints.leftovers`` parses them).
 """
 
 from __future__ import annotations

@@ -20,13 +20,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from loraroute.artifacts import artifact_name, checkpoint_dir, write_json
+from loraroute.artifacts import artifact_name, write_json
+from loraroute.checkpoints import checkpoint_dir
 from loraroute.config import TrainConfig, resolve_config
 from loraroute.metrics.reports import markdown_table
 from loraroute.progress import LOG_FILE, RunProgress, run_log
 from loraroute.resources import Resources, detect_resources, fit_batch, with_oom_retry
 from loraroute.tasks import get_task, task_names
-from loraroute.tasks.base import Task
+from loraroute.tasks.base import EncoderTask, Task
 from loraroute.tasks.solver import SPECIALISTS, SolverConfig, SolverTask
 
 log = logging.getLogger("loraroute")
@@ -57,7 +58,7 @@ class RunRecord:
 
 def encoder_tasks() -> list[str]:
     """Registered tasks that train an encoder (the generative ones take a causal LM and their own command)."""
-    return [name for name in task_names() if get_task(name).kind != "causal"]
+    return [name for name in task_names() if isinstance(get_task(name), EncoderTask)]
 
 
 def recipe_for(task: Task, model: str, recipes: str | Path | None) -> Path | None:
@@ -159,7 +160,7 @@ def train_all(
     tasks = tasks or encoder_tasks()
     models = models or list(DEFAULT_MODELS)
     for name in tasks:
-        if get_task(name).kind == "causal":
+        if not isinstance(get_task(name), EncoderTask):
             raise ValueError(f"train-all trains encoder tasks; train {name!r} with `loraroute train {name}`")
     output_dir = Path(output_dir)
     resources = resources or detect_resources()

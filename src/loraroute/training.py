@@ -22,15 +22,8 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from loraroute.artifacts import (
-    RUN_PID,
-    ModelDir,
-    artifact_name,
-    checkpoint_dir,
-    clean,
-    remove_tree,
-    save_model_artifact,
-)
+from loraroute.artifacts import ModelDir, artifact_name, save_model_artifact
+from loraroute.checkpoints import RUN_PID, checkpoint_dir, clean, remove_tree
 from loraroute.config import TrainConfig
 from loraroute.files import atomic_directory
 from loraroute.inference import Predictor
