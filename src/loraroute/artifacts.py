@@ -57,6 +57,11 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
 
 
+def _file(name: str, doc: str | None = None) -> property:
+    """A path under the model directory, as a read-only attribute."""
+    return property(lambda self: self.path / name, doc=doc or f"``{name}`` in the model directory.")
+
+
 @dataclass(frozen=True)
 class ModelDir:
     """A model directory: where its files are (the layout above), its metadata, and what upstream's loaders need."""
@@ -66,53 +71,21 @@ class ModelDir:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
 
-    @property
-    def config(self) -> Path:
-        return self.path / CONFIG
-
-    @property
-    def lora_config(self) -> Path:
-        return self.path / LORA_CONFIG
-
-    @property
-    def label_mapping(self) -> Path:
-        return self.path / LABEL_MAPPING
-
-    @property
-    def thresholds(self) -> Path:
-        """Calibrated decision thresholds (jailbreak, PII), read by predict and serve."""
-        return self.path / THRESHOLDS
-
-    @property
-    def training_config(self) -> Path:
-        return self.path / TRAINING_CONFIG
-
-    @property
-    def weights(self) -> Path:
-        """The merged model's weights."""
-        return self.path / WEIGHTS
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.path / TOKENIZER
-
-    @property
-    def adapter(self) -> Path:
-        """The LoRA adapter and trained head beside a merged model."""
-        return self.path / ADAPTER_DIR
+    config = _file(CONFIG)
+    lora_config = _file(LORA_CONFIG)
+    label_mapping = _file(LABEL_MAPPING)
+    thresholds = _file(THRESHOLDS, "Calibrated decision thresholds (jailbreak, PII), read by predict and serve.")
+    training_config = _file(TRAINING_CONFIG)
+    weights = _file(WEIGHTS, "The merged model's weights.")
+    tokenizer = _file(TOKENIZER)
+    adapter = _file(ADAPTER_DIR, "The LoRA adapter and trained head beside a merged model.")
+    onnx_fp32 = _file(f"{ONNX_DIR}/{FP32_FILE}")
+    onnx_int8 = _file(f"{ONNX_DIR}/{INT8_FILE}")
 
     @property
     def adapter_only(self) -> bool:
         """No merged model, the adapter at the top instead (tasks with ``save_merged = False``: causal LMs)."""
         return not self.config.exists() and (self.path / "adapter_config.json").exists()
-
-    @property
-    def onnx_fp32(self) -> Path:
-        return self.path / ONNX_DIR / FP32_FILE
-
-    @property
-    def onnx_int8(self) -> Path:
-        return self.path / ONNX_DIR / INT8_FILE
 
     def meta(self) -> dict[str, Any]:
         """lora_config.json plus the label list from config.json's id2label (and thresholds.json when there is one).

@@ -11,7 +11,7 @@ import torch
 
 from loraroute.artifacts import ModelDir
 from loraroute.inference.task_lookup import task_of
-from loraroute.inference.windows import batched_logits, run_batches
+from loraroute.inference.windows import run_batches, torch_forward
 from loraroute.models.hub import resolve
 from loraroute.models.loading import AUTO_CLASSES, load_base_model, load_tokenizer, refuse_pickle_only
 
@@ -59,6 +59,8 @@ class BasePredictor:
 class Predictor(BasePredictor):
     """A trained PyTorch model with its task: ``predict(texts)`` returns the task's answers."""
 
+    tensors = "pt"
+
     def __init__(self, model, tokenizer, meta: dict[str, Any], task, batch_size: int = 32):
         super().__init__(tokenizer, meta, task, batch_size)
         self.model = model.eval()
@@ -96,15 +98,8 @@ class Predictor(BasePredictor):
             model.to(device)
         return cls(model, tokenizer, meta, task)
 
-    def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
-        return batched_logits(
-            self.model,
-            self.tokenizer,
-            texts,
-            self.meta["max_length"],
-            self.batch_size,
-            return_offsets=self.task.kind == "token",
-        )
+    def _forward(self, encoding) -> np.ndarray:
+        return torch_forward(self.model)(encoding)
 
 
 def best_device() -> str:

@@ -17,14 +17,19 @@ def batched_logits(
     model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32, return_offsets: bool = False
 ) -> tuple[list[np.ndarray], list[dict]]:
     """Logits per text (unpadded), batching texts of similar length together, in the input order."""
-    device = next(model.parameters()).device
     model.eval()
+    return run_batches(torch_forward(model), tokenizer, texts, max_length, batch_size, return_offsets, "pt")
+
+
+def torch_forward(model):
+    """``forward(encoding) -> logits`` for a PyTorch model: on the model's device, without autograd, as fp32."""
+    device = next(model.parameters()).device
 
     def forward(enc) -> np.ndarray:
         with torch.inference_mode():
             return model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy()
 
-    return run_batches(forward, tokenizer, texts, max_length, batch_size, return_offsets, "pt")
+    return forward
 
 
 def window_stride(max_length: int) -> int:
