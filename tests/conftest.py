@@ -40,6 +40,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+# Training settings with which a tiny random encoder learns a small separable task in seconds (add epochs).
+TINY_TRAINING = dict(
+    batch_size=8,
+    learning_rate=1e-2,
+    rank=4,
+    max_length=32,
+    early_stopping_patience=0,
+    seed=3,
+    precision="fp32",
+)
 TINY = dict(
     hidden_size=32,
     num_hidden_layers=2,
@@ -58,6 +68,7 @@ def tiny_config(arch: str):
         ElectraConfig,
         ModernBertConfig,
         RobertaConfig,
+        XLMRobertaConfig,
     )
 
     vocab = 30522  # the embedded MiniLM WordPiece vocabulary serves every tiny model
@@ -65,6 +76,8 @@ def tiny_config(arch: str):
         return BertConfig(vocab_size=vocab, **TINY)
     if arch == "roberta":
         return RobertaConfig(vocab_size=vocab, pad_token_id=0, bos_token_id=101, eos_token_id=102, **TINY)
+    if arch == "xlm-roberta":
+        return XLMRobertaConfig(vocab_size=vocab, pad_token_id=0, bos_token_id=101, eos_token_id=102, **TINY)
     if arch == "electra":
         return ElectraConfig(vocab_size=vocab, embedding_size=32, **TINY)
     if arch == "deberta-v2":
@@ -97,7 +110,7 @@ def tiny_config(arch: str):
     raise ValueError(arch)
 
 
-ENCODER_ARCHS = ["bert", "roberta", "modernbert", "deberta-v2", "distilbert", "electra"]
+ENCODER_ARCHS = ["bert", "roberta", "xlm-roberta", "modernbert", "deberta-v2", "distilbert", "electra"]
 
 
 def save_tiny_encoder(arch: str, path: Path) -> Path:
@@ -234,6 +247,29 @@ def tiny_bpe_encoder(tmp_path_factory):
         return cache[arch]
 
     return make
+
+
+def save_tiny_xlmr_encoder(path: Path, corpus: list[str]) -> Path:
+    """A tiny random XLM-RoBERTa with a SentencePiece-style Unigram tokenizer (Metaspace, <s> $A </s>, XLM-R's
+    special ids <s>=0 <pad>=1 </s>=2 <unk>=3), trained in-process on ``corpus``: the real one needs the hub."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", cls_token="<s>", eos_token="</s>", sep_token="</s>",
+        pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+    )  # fmt: skip
+    config = XLMRobertaConfig(vocab_size=fast.vocab_size, pad_token_id=1, bos_token_id=0, eos_token_id=2, **TINY)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    return path
 
 
 # --------------------------------------------------------------------------- tiny causal LMs (generative tasks)

@@ -17,7 +17,7 @@ import loraroute
 from loraroute.checkpoints import checkpoint_dir
 from loraroute.config import TrainConfig
 from loraroute.inference import Predictor
-from tests.conftest import write_intent_jsonl
+from tests.conftest import TINY_TRAINING, write_intent_jsonl
 from tests.serve.conftest import train_tiny_jailbreak, train_tiny_pii
 
 TEXTS = {
@@ -27,13 +27,7 @@ TEXTS = {
 }
 INTENT_SETTINGS = dict(
     epochs=2,
-    batch_size=8,
-    learning_rate=1e-2,
-    rank=4,
-    max_length=32,
-    early_stopping_patience=0,
-    seed=3,
-    precision="fp32",
+    **TINY_TRAINING,
     name="lora_intent_classifier_bert_r4_model",
 )
 

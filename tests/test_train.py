@@ -16,7 +16,7 @@ from loraroute.metrics.reports import Report
 from loraroute.tasks import get_task
 from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
-from tests.conftest import ENCODER_ARCHS
+from tests.conftest import ENCODER_ARCHS, TINY_TRAINING
 
 PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal", "question 3: gene enzyme cell"]
 
@@ -27,14 +27,8 @@ def tiny_cfg(model_dir, data, out, **overrides):
         data=str(data),
         output_dir=str(out),
         epochs=10,
-        batch_size=8,
-        learning_rate=1e-2,
-        rank=4,
-        max_length=32,
-        early_stopping_patience=0,
-        seed=3,
+        **TINY_TRAINING,
         name="m",
-        precision="fp32",
     )
     values.update(overrides)
     return IntentConfig.from_dict(values)

@@ -134,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="PII: use (or, with --no-patterns, skip) Presidio's recognizers for cards, IBANs, "
         "e-mails, IPs, SSNs, licences, phones and URLs (default: the model's stored setting).",
     )
+    predict.add_argument(
+        "--explain",
+        action="store_true",
+        help="Jailbreak: add an 'explanation' line per answer: the score, the threshold and, when a decoded span "
+        "decided, its encoding, position and decoded text.",
+    )
+    predict.add_argument(
+        "--rescan",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Jailbreak: also score the decoded readings of encoded spans (base64, hex, Morse, ...), or with "
+        "--no-rescan read the text only (default: the model's stored setting).",
+    )
 
     all_runs = sub.add_parser(
         "train-all",
@@ -295,6 +308,14 @@ def cmd_predict(args) -> int:
         options["threshold"] = args.threshold
     if args.patterns is not None:
         options["patterns"] = args.patterns
+    jailbreak_only = {"explain": args.explain or None, "rescan": args.rescan}
+    for name, value in jailbreak_only.items():
+        if value is not None:
+            if predictor.task.name != "jailbreak":
+                raise ConfigError(
+                    f"predict: --{name} is for jailbreak models; {args.model} is a {predictor.task.name} model"
+                )
+            options[name] = value
     if args.input:
         rows = read_local(Path(args.input))
         texts = [r["text"] for r in text_label_records(rows, "text", None, args.input)]

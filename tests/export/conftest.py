@@ -10,7 +10,7 @@ import pytest
 from loraroute.tasks import get_task
 from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
-from tests.conftest import write_intent_jsonl
+from tests.conftest import TINY_TRAINING, write_intent_jsonl
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +31,7 @@ def intent_artifact(tiny_encoder, tmp_path_factory):
                     data=str(data),
                     output_dir=str(tmp),
                     epochs=10,
-                    batch_size=8,
-                    learning_rate=1e-2,
-                    rank=4,
-                    max_length=32,
-                    early_stopping_patience=0,
-                    seed=3,
-                    precision="fp32",
+                    **TINY_TRAINING,
                 )
             )
             cache[arch] = train_task(get_task("intent"), cfg).artifact_dir

@@ -25,7 +25,7 @@ import pytest
 from loraroute.tasks import get_task
 from loraroute.tasks.intent import IntentConfig
 from loraroute.training import train_task
-from tests.conftest import write_intent_jsonl
+from tests.conftest import TINY_TRAINING, write_intent_jsonl
 
 INTENT_PROBES = ["question 1: integral matrix prime", "question 2: tenant court appeal", "question 3: gene enzyme cell"]
 
@@ -37,13 +37,7 @@ def train_tiny_intent(encoder: Path, data: Path, out: Path, arch: str) -> Path:
             data=str(data),
             output_dir=str(out),
             epochs=4,
-            batch_size=8,
-            learning_rate=1e-2,
-            rank=4,
-            max_length=32,
-            early_stopping_patience=0,
-            seed=3,
-            precision="fp32",
+            **TINY_TRAINING,
             name=f"lora_intent_classifier_{arch}_r4_model",
         )
     )

