@@ -35,8 +35,9 @@ def nanoguard_scorer():
         return None
     guard = NanoGuard(device="cpu")
 
-    def score(texts: list[str]) -> np.ndarray:
-        return np.array([r.injection_score for r in guard.scan_batch(texts)], dtype=np.float64)
+    def score(texts: list[str]) -> np.ndarray:  # in batches of 32: scan_batch pads every text to 512 tokens
+        results = [r for i in range(0, len(texts), 32) for r in guard.scan_batch(texts[i : i + 32])]
+        return np.array([r.injection_score for r in results], dtype=np.float64)
 
     return score
 
@@ -62,7 +63,8 @@ def loraroute_scorers(model_dir: str):
 
     predictor = Predictor.load(model_dir)
     threshold = float(predictor.meta.get("thresholds", {}).get("threshold", 0.5))
-    name = Path(model_dir).name.replace("lora_jailbreak_classifier_", "")
+    path = Path(model_dir).resolve()  # parent/name: two runs' directories often share the lora_* name
+    name = f"{path.parent.name}/{path.name.replace('lora_jailbreak_classifier_', '')}"
     task = predictor.task
     return [
         (f"loraroute {name}", lambda t: task.jailbreak_scores(predictor, t, rescan=True), threshold),

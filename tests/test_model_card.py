@@ -108,7 +108,7 @@ def test_the_card_body_says_how_to_load_route_and_reproduce(trained):
     assert 'aggregation_strategy="first"' in pii and "Presidio's recognizers" in pii and "has_pii" in pii
 
 
-def test_jailbreak_card_carries_the_realistic_and_blind_sets(trained):
+def test_jailbreak_card_carries_every_hand_written_set(trained):
     _, _, results = loaded(trained["jailbreak"])
     report = read_json(trained["jailbreak"] / "eval_report.json")
     for name in report["eval_sets"]:
@@ -120,6 +120,7 @@ def test_jailbreak_card_carries_the_realistic_and_blind_sets(trained):
         "loraroute-jailbreak-offline",
         "jailbreak_realistic",
         "jailbreak_blind",
+        "jailbreak_families",
     }
     card = ModelCard.load(trained["jailbreak"] / "README.md")
     assert card.data.datasets == ["cais/mmlu"] and "garak" in card.data.tags

@@ -215,7 +215,9 @@ def _usage(task, cfg: TrainConfig, name: str, repo_id: str | None) -> list[str]:
         "jailbreak": "With `top_k=None` the pipeline gives P(jailbreak) as the `jailbreak` score. The decision "
         "threshold calibrated "
         "for the target false-positive rate is in `thresholds.json` and applies only through loraroute "
-        "(`score >= threshold` means jailbreak); the pipeline's own label is the 0.5 argmax.",
+        "(`score >= threshold` means jailbreak); the pipeline's own label is the 0.5 argmax. loraroute also "
+        "scores the decoded readings of encoded spans (base64, hex, Morse, ...) and takes the highest score; the "
+        "pipeline reads the text only.",
         "pii": "With `first`, a word takes its first subword's label"
         + subwords
         + ', and the entities are loraroute\'s `Predictor.predict(texts, decoding="argmax", patterns=False, '
