@@ -184,13 +184,14 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
         views = [decoded_views(t) if rescan else [] for t in texts]
         logits = np.stack(predictor.logits(list(texts) + [v.text for vs in views for v in vs])[0]).astype(np.float64)
         scores = softmax(logits)[:, predictor.label2id["jailbreak"]]
-        best, triggers, k = logits[: len(texts)].copy(), [None] * len(texts), len(texts)
+        best, triggers, start = logits[: len(texts)].copy(), [], len(texts)
         for i, vs in enumerate(views):
-            for view in vs:
-                if scores[k] > scores[i] and (triggers[i] is None or scores[k] > scores[triggers[i][1]]):
-                    best[i], triggers[i] = logits[k], (view, k)
-                k += 1
-        return logits[: len(texts)], best, [t and t[0] for t in triggers]
+            rows = [i, *range(start, start + len(vs))]
+            top = max(range(len(rows)), key=lambda j: scores[rows[j]])  # the first of equal scores: the text itself
+            best[i] = logits[rows[top]]
+            triggers.append(vs[top - 1] if top else None)
+            start += len(vs)
+        return logits[: len(texts)], best, triggers
 
     def jailbreak_scores(self, predictor, texts: list[str], rescan: bool | None = None) -> np.ndarray:
         """P(jailbreak) per text, as ``predict`` scores it (decoded readings included unless ``rescan=False``)."""
@@ -233,11 +234,11 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
         metrics["without_rescan"] = {k: without[k] for k in ("roc_auc", "recall", "fpr")}
         metrics["decided_by_rescan"] = int(sum(t is not None for t in triggers))
         families = {}
-        groups = sorted({r["family"] for r in records} | {r["family"].split(":")[0] + ":*" for r in records})
-        for fam in groups:
-            idx = [i for i, r in enumerate(records) if r["family"] == fam or f"{r['family'].split(':')[0]}:*" == fam]
-            if fam.endswith(":*") and len(idx) == sum(r["family"] == fam[:-2] for r in records):
-                continue  # a family without sub-kinds is its own group
+        prefix = [r["family"].split(":")[0] for r in records]
+        kinds = {r["family"] for r in records}
+        for fam in sorted(kinds | {f"{f.split(':')[0]}:*" for f in kinds if ":" in f}):  # x:* = every x:...
+            group = fam.endswith(":*")
+            idx = [i for i, r in enumerate(records) if (prefix[i] == fam[:-2] if group else r["family"] == fam)]
             families[fam] = {
                 "label": records[idx[0]]["label"],
                 "n": len(idx),
