@@ -201,13 +201,17 @@ def _morse(token: str) -> str | None:
 
 
 def _escapes(token: str) -> str | None:
-    token = html.unescape(token).replace(" ", "")
+    token = html.unescape(token.replace(" ", ""))  # spaces between escapes go; a decoded &#32; stays
     if "\\x" in token and "\\u" not in token.lower():  # \x escapes are bytes (UTF-8 sequences), \u are characters
         return _printable(bytes.fromhex(token.replace("\\x", "")))
-    try:
-        return _printable(codecs.decode(token, "unicode_escape"))
-    except (UnicodeDecodeError, ValueError):
-        return _printable(token) if "\\" not in token else None
+    # Code points substituted one by one: codecs' unicode_escape reads a decoded HTML reference's non-ASCII
+    # character as UTF-8 bytes in Latin-1 (mojibake), so Cyrillic or accented text never came out readable.
+    return _printable(re.sub(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})|\\x([0-9A-Fa-f]{2})", _code_point, token))
+
+
+def _code_point(match: re.Match) -> str:
+    value = int(next(g for g in match.groups() if g), 16)
+    return chr(value) if value <= 0x10FFFF else match.group(0)
 
 
 def _percent(token: str) -> str | None:
