@@ -1,14 +1,17 @@
 """Load and latency of `loraroute serve`: a bounded load from this process to a server process on 127.0.0.1.
 
-Starts the server (one per backend compared), waits for /health, then for each scenario runs N keep-alive clients
-for --duration seconds, each sending its next request as soon as the last answer arrives (closed loop: the load is
-bounded by the client count). Scenarios: one short prompt per request and batches of --batch-texts short prompts,
-at 1 and 50 clients, task_type "all" (intent + PII + security per text).
+Starts the server (one per run compared: a backend plus `serve` options), waits for /health, then for each
+scenario runs N keep-alive clients for --duration seconds, each sending its next request as soon as the last answer
+arrives (closed loop: the load is bounded by the client count). Scenarios: one short prompt per request and batches
+of --batch-texts short prompts, at 1 and 50 clients, task_type "all" (intent + PII + security per text).
 
 The client speaks HTTP/1.1 over raw asyncio streams: an HTTP library would spend more CPU per request than the
-server does, on the same two cores.
+server does, on the same two cores. The table shows the CPU each side used (cores: CPU seconds per second), so a
+reader sees how much of the machine the load generator took.
 
-    flock /tmp/loraroute-cpu.lock .venv/bin/python bench/serve_load.py --models-dir /tmp/serve-models --duration 60
+    flock /tmp/loraroute-cpu.lock .venv/bin/python bench/serve_load.py --models-dir /tmp/serve-models --duration 20
+
+Each ``--runs`` entry is a backend, then ``+``-joined serve options: ``onnx-int8+--no-parallel-tasks``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -125,7 +129,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def scenario(port: int, clients: int, texts_per_request: int, duration: float) -> dict:
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process (``pid`` None) or of the server process."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
+
+
+async def scenario(port: int, clients: int, texts_per_request: int, duration: float, server_pid: int) -> dict:
     bodies = [
         json.dumps(
             {"texts": [PROMPTS[(i + j) % len(PROMPTS)] for j in range(texts_per_request)], "task_type": "all"}
@@ -136,9 +149,10 @@ async def scenario(port: int, clients: int, texts_per_request: int, duration: fl
     errors: list[str] = []
     warm_until = time.perf_counter() + min(2.0, duration / 5)  # connection set-up and first batches excluded
     await asyncio.gather(*[client(port, bodies, warm_until, [], [], i) for i in range(clients)])
-    start = time.perf_counter()
+    start, client_cpu, server_cpu = time.perf_counter(), cpu_seconds(), cpu_seconds(server_pid)
     sent = await asyncio.gather(*[client(port, bodies, start + duration, latencies, errors, i) for i in range(clients)])
     elapsed = time.perf_counter() - start
+    client_cpu, server_cpu = cpu_seconds() - client_cpu, cpu_seconds(server_pid) - server_cpu
     requests = sum(sent)
     return {
         "clients": clients,
@@ -148,6 +162,8 @@ async def scenario(port: int, clients: int, texts_per_request: int, duration: fl
         "texts_per_s": requests * texts_per_request / elapsed,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
+        "client_cores": client_cpu / elapsed,
+        "server_cores": server_cpu / elapsed,
         "errors": len(errors),
         "first_error": errors[0] if errors else "",
     }
@@ -160,41 +176,47 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 50], help="Concurrent clients per scenario.")
     parser.add_argument("--batch-texts", type=int, default=32, help="Texts per request in the batch scenarios.")
     parser.add_argument(
-        "--backends",
+        "--runs",
         nargs="+",
-        default=["auto", "pytorch"],
-        help="Server backends to compare (auto = ONNX Runtime where exported).",
+        default=["pytorch", "onnx", "onnx-int8+--no-parallel-tasks", "onnx-int8"],
+        help="Servers to compare: a backend (auto, onnx, onnx-int8, pytorch), then +-joined `serve` options.",
     )
-    parser.add_argument("--server-args", nargs=argparse.REMAINDER, default=[], help="Extra `loraroute serve` options.")
+    parser.add_argument("--server-args", nargs=argparse.REMAINDER, default=[], help="`serve` options for every run.")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
 
     rows = []
-    for backend in args.backends:
+    for run in args.runs:
+        backend, *options = run.split("+")
         port = free_port()
-        log = Path(f"/tmp/serve_load_{backend}.log")
-        proc = start_server(args.models_dir, port, backend, args.server_args, log)
+        log = Path(f"/tmp/serve_load_{run.replace('+', '_')}.log")
+        proc = start_server(args.models_dir, port, backend, [*options, *args.server_args], log)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/models", timeout=10) as r:
                 served = json.loads(r.read())["models"]
             used = ",".join(sorted({m["backend"] for m in served.values()}))
-            print(f"# backend {backend} -> {used}; tasks {', '.join(served)}", flush=True)
+            label = " ".join([used, *options])
+            print(f"# {run} -> {label}; tasks {', '.join(served)}", flush=True)
             for texts in (1, args.batch_texts):
                 for clients in args.clients:
-                    row = asyncio.run(scenario(port, clients, texts, args.duration))
-                    row["backend"] = used
+                    row = asyncio.run(scenario(port, clients, texts, args.duration, proc.pid))
+                    row["backend"] = label
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         finally:
             stop_server(proc)
 
     print()
-    print("| backend | clients | texts/request | requests | req/s | texts/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| server | clients | texts/request | requests | req/s | texts/s | p50 ms | p99 ms | server cores "
+        "| client cores | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['backend']} | {r['clients']} | {r['texts_per_request']} | {r['requests']} | {r['req_per_s']:.1f} "
-            f"| {r['texts_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+            f"| {r['texts_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cores']:.2f} "
+            f"| {r['client_cores']:.2f} | {r['errors']} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -214,7 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
     onnx = formats.add_parser("onnx", help="Write DIR/onnx/model.onnx (dynamic batch and sequence axes).")
     onnx.add_argument("model_dir", metavar="DIR", help="Model directory written by `loraroute train`.")
-    onnx.add_argument("--int8", action="store_true", help="Also write a dynamically quantised model.int8.onnx.")
+    onnx.add_argument("--int8", action="store_true", help="Also write an int8 model.int8.onnx (the fast backend).")
+    onnx.add_argument(
+        "--int8-scheme",
+        default="auto",
+        choices=("auto", "dynamic", "blockwise"),
+        help="dynamic: ORT's quantize_dynamic, the fastest; blockwise: 8-bit MatMulNBits with activations "
+        "quantised per block of 32, the most faithful; auto (default): dynamic where it passes verify's int8 "
+        "tolerances, else blockwise (export/quantize.py has the measurements).",
+    )
     verify = sub.add_parser(
         "verify",
         help="Check a model directory's contract and that every runtime agrees.",
@@ -404,9 +412,13 @@ def cmd_clean(args) -> int:
 def cmd_export(args) -> int:
     from loraroute.artifacts import INT8_FILE
     from loraroute.export.onnx import export_onnx
+    from loraroute.export.quantize import Int8Settings, int8_record
 
-    path = export_onnx(args.model_dir, int8=args.int8)
-    print(f"ONNX model: {path}" + (f"\nint8 model: {path.with_name(INT8_FILE)}" if args.int8 else ""))
+    path = export_onnx(args.model_dir, int8=args.int8, int8_settings=Int8Settings(scheme=args.int8_scheme))
+    print(f"ONNX model: {path}")
+    if args.int8:
+        int8 = path.with_name(INT8_FILE)
+        print(f"int8 model: {int8} (scheme {int8_record(int8)['scheme']})")
     return 0
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification
 
-from loraroute.inference.windows import _stitch, batched_logits, window_stride
+from loraroute.inference.windows import TextEncoder, _stitch, batched_logits, share_encoders, window_stride
 from loraroute.models.loading import load_tokenizer
 
 LONG = "Ann Lee wrote: " + " ".join(f"word{i} and more text, item {i}." for i in range(60)) + " Mail ann@x.io"
@@ -58,3 +58,48 @@ def test_a_long_text_comes_back_as_one_sequence_covering_every_token(token_model
     keep = 32 - 1 - window_stride(32) // 2
     np.testing.assert_allclose(logits[:keep], truncated[:keep], atol=1e-5)
     assert not np.allclose(logits[32:40], truncated[24:32], atol=1e-3)  # later tokens come from later windows
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "modernbert"])
+def test_the_encoder_pads_exactly_as_the_tokenizer_and_its_first_window_is_the_truncated_text(token_model, arch):
+    _model, tokenizer = token_model(arch)
+    texts = ["Ann Lee", LONG, "¿Qué hora es? 🙂 naïve café", "x"]
+    encoder = TextEncoder(tokenizer, max_length=32)
+    rows = [windows[0] for windows in encoder.windows(texts)]
+    got = encoder.pad(rows, "np")
+    want = tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="np")
+    assert set(got) == set(want)  # token_type_ids only where the tokenizer emits them
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    assert len(encoder.windows([LONG])[0]) > 2  # the rest of the long text is in later windows
+
+
+def test_each_text_is_tokenized_once_however_many_tasks_read_it(token_model):
+    _model, tokenizer = token_model("bert")
+    calls = []
+
+    class Counting:  # the tokenizer, counting the texts it is asked to tokenize
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, texts, **kwargs):
+            calls.append(list(texts))
+            return tokenizer(texts, **kwargs)
+
+    encoder = TextEncoder(Counting(), max_length=32)
+    first = encoder.windows(["a b", "c d", "a b"])
+    again = encoder.windows(["c d", "e f"])
+    assert calls == [["a b", "c d"], ["e f"]]
+    assert first[0] is first[2] and again[0] is first[1]
+
+
+def test_predictors_share_an_encoder_only_when_tokenizer_and_max_length_match(tiny_encoder, tiny_bpe_encoder):
+    class Stub:
+        def __init__(self, path, max_length):
+            self.encoder = TextEncoder(load_tokenizer(str(path)), max_length)
+
+    bert_a, bert_b = Stub(tiny_encoder("bert"), 32), Stub(tiny_encoder("bert"), 32)
+    bert_long, roberta = Stub(tiny_encoder("bert"), 64), Stub(tiny_bpe_encoder("roberta"), 32)
+    assert share_encoders([bert_a, bert_b, bert_long, roberta]) == 3
+    assert bert_a.encoder is bert_b.encoder
+    assert bert_long.encoder is not bert_a.encoder and roberta.encoder is not bert_a.encoder

@@ -89,7 +89,8 @@ def test_a_text_the_model_cannot_read_fails_only_its_own_request_in_a_shared_bat
 
 
 def test_a_one_text_request_behind_a_maximum_size_request_is_answered_in_under_two_seconds(trained_tree):
-    # 20 texts x 10,000 characters x 2 tasks at 10 us a character: about 4 s of model time for the big request.
+    # 20 texts x 10,000 characters x 2 tasks at 10 us a character: about 4 s of model time for the big request
+    # (about 2 s where two lanes run the tasks side by side).
     intent = Predictor.load(trained_tree["intent_bert"])
     slow = {"intent": Slow(intent, 1e-5), "pii": Slow(FakePII(), 1e-5)}
     config = ServeConfig(max_batch_texts=20, max_text_chars=10_000)
@@ -112,7 +113,7 @@ def test_a_one_text_request_behind_a_maximum_size_request_is_answered_in_under_t
     small, small_s, big_response, big_s = asyncio.run(main())
     assert small.status_code == 200 and big_response.status_code == 200
     assert big_response.json()["total_count"] == 20
-    assert big_s > 3.0 and small_s < 2.0, (small_s, big_s)
+    assert big_s > 1.5 and small_s < min(2.0, big_s / 4), (small_s, big_s)
 
 
 def test_a_full_queue_answers_503_with_retry_after_and_a_late_request_504():

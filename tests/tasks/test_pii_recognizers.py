@@ -162,3 +162,35 @@ def test_combined_answers_never_overlap_and_keep_unrelated_model_entities():
         ("CREDIT_CARD", "4111111111111111"),
     ]
     assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(out))
+
+
+PHONE_GATE_TEXTS = [
+    "call me on +49 30 901820 or 030 901820",
+    "Rufnummer 0301 2345",  # short German numbers: DE's national numbers start at 4 digits
+    "tel +44 20 7946 0958",
+    "my cell is (212) 555-0187",
+    "room 12, floor 3",
+    "What is the derivative of x^3 sin(x)?",
+    "mail ann@x.io, SSN 394-57-0728",
+    "١٢٣٤٥٦٧٨٩٠ is my number",  # Arabic-Indic digits count as digits for phonenumbers and for the gate
+]
+
+
+@pytest.mark.parametrize("text", PHONE_GATE_TEXTS)
+def test_skipping_the_phone_matcher_on_texts_with_too_few_digits_changes_no_result(text, monkeypatch):
+    import loraroute.tasks.pii_recognizers as R
+
+    gated = recognizer_entities(text, floor=0)
+    monkeypatch.setattr(R, "phone_min_digits", lambda regions: 0)
+    assert recognizer_entities(text, floor=0) == gated
+
+
+def test_the_phone_matcher_does_not_run_on_a_text_with_fewer_digits_than_any_phone_number(monkeypatch):
+    import phonenumbers
+
+    from loraroute.tasks.pii_recognizers import phone_min_digits
+
+    regions = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # Presidio's PhoneRecognizer default
+    assert phone_min_digits(regions) == 4  # Germany's shortest national numbers
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", lambda *a, **k: pytest.fail("matcher ran"))
+    assert found("room 12 on floor 3, call me") == []

@@ -1,5 +1,5 @@
-"""ONNX export of a model directory's merged model (fp32, optionally dynamic int8); ``loraroute.inference.onnx``
-runs it.
+"""ONNX export of a model directory's merged model (fp32, optionally int8: ``export/quantize.py``);
+``loraroute.inference.onnx`` runs it.
 
 The graph takes ``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the tokenizer emits them and the
 model reads them) with dynamic batch and sequence axes, and returns ``logits``. Tokenizer and label maps stay at the
@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from loraroute.artifacts import FP32_FILE, INT8_FILE, ModelDir
+from loraroute.export.quantize import Int8Settings, write_int8
 from loraroute.extras import require_extra
 from loraroute.files import atomic_file
 from loraroute.models.loading import AUTO_CLASSES, load_tokenizer, refuse_pickle_only
@@ -90,33 +91,15 @@ def _export_graph(model, tokenizer, kind: str, target: Path) -> None:
         )
 
 
-def _quantize(fp32: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Dynamic int8: weights per output channel (per-tensor scales cost argmax agreement on small heads), activations
-    # quantised at run time. The final classifier stays fp32: it is tiny and carries the decision margin.
-    quantize_dynamic(
-        str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=_classifier_nodes(fp32)
-    )
-
-
-def _classifier_nodes(path: Path) -> list[str]:
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    out = []
-    for node in graph.node:
-        if node.op_type in ("MatMul", "Gemm") and any(
-            "classifier" in n or "score" in n for n in [node.name, *node.input]
-        ):
-            # quantize_dynamic first rewrites each Gemm as MatMul + Add named "<gemm>_MatMul"
-            out += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
-    return out
-
-
-def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path | None = None) -> Path:
-    """Export ``model_dir``'s merged model to ``model_dir/onnx/model.onnx`` (+ ``model.int8.onnx``); returns the
-    fp32 path. ``out_dir`` writes the files elsewhere (verify uses a temporary one)."""
+def export_onnx(
+    model_dir: str | Path,
+    int8: bool = False,
+    out_dir: str | Path | None = None,
+    int8_settings: Int8Settings | None = None,
+) -> Path:
+    """Export ``model_dir``'s merged model to ``model_dir/onnx/model.onnx`` (+ ``model.int8.onnx``, made with
+    ``int8_settings``, default :class:`Int8Settings`); returns the fp32 path. ``out_dir`` writes the files elsewhere
+    (verify uses a temporary one)."""
     require_extra("onnx", "ONNX export", "onnx", "onnxruntime")
     model_dir = Path(model_dir)
     model, tokenizer, _meta, task = _load_merged(model_dir)
@@ -128,6 +111,6 @@ def export_onnx(model_dir: str | Path, int8: bool = False, out_dir: str | Path |
     log.info("exported %s", fp32)
     if int8:
         with atomic_file(quantised) as tmp:
-            _quantize(fp32, tmp)
-        log.info("quantised %s", quantised)
+            record = write_int8(model_dir, fp32, tmp, int8_settings or Int8Settings())
+        log.info("quantised %s (%s)", quantised, record["scheme"])
     return fp32

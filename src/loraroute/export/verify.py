@@ -61,7 +61,8 @@ def compare(task, meta: dict, texts: list[str], ref: tuple, other: tuple) -> dic
     return out
 
 
-def _judge(pair: str, m: dict[str, float]) -> list[str]:
+def judge_pair(pair: str, m: dict[str, float]) -> list[str]:
+    """Why a pair of runtimes fails its tolerance (empty: it passes)."""
     failures = []
     if pair in EXACT_PAIRS and not m["max_abs_diff"] <= LOGIT_TOLERANCE:
         failures.append(f"max |logit diff| {m['max_abs_diff']:.2e} > {LOGIT_TOLERANCE:g}")
@@ -168,7 +169,7 @@ def verify_model(model_dir: str | Path, extra_texts: list[str] | None = None, wr
         x, y = pair.split("-")
         if x in results and y in results:
             metrics = compare(task, meta, texts, results[x], results[y])
-            bad = _judge(pair, metrics)
+            bad = judge_pair(pair, metrics)
             report["pairs"][pair] = {
                 **metrics,
                 "runtimes": [RUNTIMES[x], RUNTIMES[y]],

@@ -11,7 +11,7 @@ import torch
 
 from loraroute.artifacts import ModelDir
 from loraroute.inference.task_lookup import task_of
-from loraroute.inference.windows import run_batches, torch_forward
+from loraroute.inference.windows import TextEncoder, run_batches, torch_forward
 from loraroute.models.hub import resolve
 from loraroute.models.loading import AUTO_CLASSES, load_base_model, load_tokenizer, refuse_pickle_only
 
@@ -33,6 +33,8 @@ class BasePredictor:
         self.labels: list[str] = meta["labels"]
         self.label2id = {label: i for i, label in enumerate(self.labels)}
         self.batch_size = batch_size
+        # Tokenizes each text once; the unified classifier hands one encoder to models whose tokenizers match.
+        self.encoder = TextEncoder(tokenizer, meta["max_length"])
 
     def _forward(self, encoding) -> np.ndarray:
         """Logits for one tokenized batch (``tensors``: what the tokenizer returns for it)."""
@@ -40,15 +42,8 @@ class BasePredictor:
 
     def logits(self, texts: list[str]) -> tuple[list[np.ndarray], list[dict]]:
         """Per text, its logits and encoding, through the one batching path every runtime shares."""
-        return run_batches(
-            self._forward,
-            self.tokenizer,
-            texts,
-            self.meta["max_length"],
-            self.batch_size,
-            return_offsets=self.task.kind == "token",
-            tensors=self.tensors,
-        )
+        token = self.task.kind == "token"
+        return run_batches(self._forward, self.encoder, texts, self.batch_size, windowed=token, tensors=self.tensors)
 
     def predict(self, texts: list[str], **options) -> list[dict]:
         if not texts:

@@ -2,10 +2,17 @@
 Runtime, candle), so they see identical batches and verify compares like with like.
 
 Token tasks read a text longer than ``max_length`` in overlapping windows stitched back into one token sequence.
+A :class:`TextEncoder` tokenizes each text once into those windows; a sequence task reads the first window, which is
+the truncated text. Models with the same tokenizer and ``max_length`` share one encoder (``share_encoders``), so a
+request that asks intent, PII and security of a text tokenizes it once, not three times.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from itertools import takewhile
 from typing import Any
 
@@ -18,7 +25,8 @@ def batched_logits(
 ) -> tuple[list[np.ndarray], list[dict]]:
     """Logits per text (unpadded), batching texts of similar length together, in the input order."""
     model.eval()
-    return run_batches(torch_forward(model), tokenizer, texts, max_length, batch_size, return_offsets, "pt")
+    encoder = TextEncoder(tokenizer, max_length)
+    return run_batches(torch_forward(model), encoder, texts, batch_size, return_offsets, "pt")
 
 
 def torch_forward(model):
@@ -70,63 +78,145 @@ def _stitch(windows: list[tuple[np.ndarray, list, list, list]]) -> tuple[np.ndar
     return np.stack([t[0] for t in joined]), [t[1] for t in joined], [t[2] for t in joined]
 
 
+@dataclass(frozen=True)
+class Window:
+    """One tokenized window of a text, unpadded: what the model reads of it, and where each token came from."""
+
+    input_ids: np.ndarray
+    token_type_ids: np.ndarray
+    offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+
+
+class TextEncoder:
+    """A tokenizer at one ``max_length``: texts to windows (tokenized once per text, for every task that shares the
+    encoder) and windows to padded model inputs, the same arrays the tokenizer's own padding gives.
+
+    The last ``cache_size`` texts' windows are kept, so the tasks of one request (or one server batch), which ask
+    about the same texts one after another or side by side, find them tokenized.
+    """
+
+    def __init__(self, tokenizer, max_length: int, cache_size: int = 1024):
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.cache_size = cache_size
+        self.with_types = "token_type_ids" in tokenizer.model_input_names
+        self.key = (_fingerprint(tokenizer), self.max_length)
+        self._cache: OrderedDict[str, list[Window]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._tokenizing = threading.Lock()
+
+    def windows(self, texts: list[str]) -> list[list[Window]]:
+        """Per text, its windows (one unless the text is longer than ``max_length`` tokens)."""
+        with self._lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in found:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            with self._tokenizing:  # one call at a time: the fast tokenizer's settings are shared mutable state
+                enc = self._tokenize(missing)
+            new: dict[str, list[Window]] = {t: [] for t in missing}
+            types = enc.get("token_type_ids")
+            for row, owner in enumerate(enc["overflow_to_sample_mapping"]):
+                ids = np.asarray(enc["input_ids"][row], dtype=np.int64)
+                new[missing[owner]].append(
+                    Window(
+                        ids,
+                        np.asarray(types[row], dtype=np.int64) if types is not None else np.zeros_like(ids),
+                        [tuple(o) for o in enc["offset_mapping"][row]],
+                        enc.word_ids(row),
+                    )
+                )
+            found.update(new)
+            with self._lock:
+                self._cache.update(new)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return [found[t] for t in texts]
+
+    def _tokenize(self, texts: list[str]):
+        return self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=True,
+            stride=window_stride(self.max_length),
+            return_offsets_mapping=True,
+            return_token_type_ids=self.with_types,
+        )
+
+    def pad(self, rows: list[Window], tensors: str = "np") -> dict[str, Any]:
+        """The batch of ``rows`` as the tokenizer pads it (its pad id and side): ``input_ids``, ``attention_mask``
+        and ``token_type_ids`` where the tokenizer emits them; numpy arrays, or torch tensors for ``"pt"``."""
+        width = max(len(r.input_ids) for r in rows)
+        ids = np.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.full((len(rows), width), self.tokenizer.pad_token_type_id, dtype=np.int64)
+        left = self.tokenizer.padding_side == "left"
+        for i, r in enumerate(rows):
+            cols = slice(width - len(r.input_ids), width) if left else slice(0, len(r.input_ids))
+            ids[i, cols], mask[i, cols], types[i, cols] = r.input_ids, 1, r.token_type_ids
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if self.with_types:
+            batch["token_type_ids"] = types
+        return {k: torch.from_numpy(v) for k, v in batch.items()} if tensors == "pt" else batch
+
+
+def _fingerprint(tokenizer) -> str:
+    """What makes two tokenizers give the same inputs: the whole backend (vocabulary, normaliser, pre-tokenizer,
+    specials) and the padding settings."""
+    h = hashlib.sha1(tokenizer.backend_tokenizer.to_str().encode())
+    h.update(repr((tokenizer.padding_side, tokenizer.pad_token_id, tokenizer.model_input_names)).encode())
+    return h.hexdigest()
+
+
+def share_encoders(predictors) -> int:
+    """Give predictors whose tokenizers and ``max_length`` match one :class:`TextEncoder`; returns how many
+    encoders remain."""
+    shared: dict[tuple, TextEncoder] = {}
+    for predictor in predictors:
+        predictor.encoder = shared.setdefault(predictor.encoder.key, predictor.encoder)
+    return len(shared)
+
+
 def run_batches(
     forward,
-    tokenizer,
+    encoder: TextEncoder,
     texts: list[str],
-    max_length: int,
     batch_size: int = 32,
-    return_offsets: bool = False,
+    windowed: bool = False,
     tensors: str = "pt",
 ) -> tuple[list[np.ndarray], list[dict]]:
-    """Tokenize, batch and unpad around any ``forward(encoding) -> logits array`` (PyTorch, ONNX Runtime).
+    """Tokenize (through ``encoder``), batch and unpad around any ``forward(encoding) -> logits array``.
 
     One function for every runtime, so the runtimes see identical batches and verify compares like with like.
-    With ``return_offsets`` (token classification) a text longer than ``max_length`` tokens is read in overlapping
-    windows (:func:`window_stride`) stitched back into one sequence, so PII at the end of a long prompt is seen;
-    its encoding's ``windows`` says how many. Sequence tasks truncate.
+    Texts are sorted by token count and batched ``batch_size`` at a time, so a batch pads only to its own longest.
+    With ``windowed`` (token classification) a text longer than ``max_length`` tokens is read in overlapping windows
+    (:func:`window_stride`) stitched back into one sequence, so PII at the end of a long prompt is seen; its
+    encoding's ``windows`` says how many, with ``word_ids`` and ``offsets`` per token. Sequence tasks read the first
+    window: the text truncated.
     """
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    per_text = encoder.windows(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(per_text[i][0].input_ids))
     logits: list[Any] = [None] * len(texts)
     encodings: list[Any] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        windowed = {"return_overflowing_tokens": True, "stride": window_stride(max_length)} if return_offsets else {}
-        enc = tokenizer(
-            [texts[i] for i in idx],
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors=tensors,
-            return_offsets_mapping=return_offsets,
-            **windowed,
-        )
-        offsets = enc.pop("offset_mapping", None)
-        owner = enc.pop("overflow_to_sample_mapping", None)
-        out = np.asarray(forward(enc))
-        mask = np.asarray(enc["attention_mask"]).astype(bool)
+        owner = [i for i in idx for _ in (per_text[i] if windowed else per_text[i][:1])]
+        rows = [w for i in idx for w in (per_text[i] if windowed else per_text[i][:1])]
+        out = np.asarray(forward(encoder.pad(rows, tensors)))
         if out.ndim == 3:  # token classification: keep real tokens only, windows of one text stitched
-            owner = list(range(len(idx))) if owner is None else [int(o) for o in owner]
+            left = encoder.tokenizer.padding_side == "left"
             pieces: dict[int, list] = {}
-            for row, text_row in enumerate(owner):
-                pieces.setdefault(text_row, []).append(
-                    (
-                        out[row][mask[row]],
-                        [w for w, m in zip(enc.word_ids(row), mask[row]) if m],
-                        np.asarray(offsets[row])[mask[row]].tolist()
-                        if offsets is not None
-                        else [None] * int(mask[row].sum()),
-                        np.asarray(enc["input_ids"][row])[mask[row]].tolist(),
-                    )
-                )
-            for text_row, i in enumerate(idx):
-                rows, word_ids, offs = _stitch(pieces[text_row])
-                logits[i] = rows
-                encodings[i] = {
-                    "word_ids": word_ids,
-                    "offsets": offs if offsets is not None else None,
-                    "windows": len(pieces[text_row]),
-                }
+            for row, (i, w) in enumerate(zip(owner, rows)):
+                n = len(w.input_ids)
+                real = out[row][out.shape[1] - n :] if left else out[row][:n]
+                pieces.setdefault(i, []).append((real, w.word_ids, w.offsets, w.input_ids.tolist()))
+            for i in idx:
+                stitched, word_ids, offs = _stitch(pieces[i])
+                logits[i] = stitched
+                encodings[i] = {"word_ids": word_ids, "offsets": offs, "windows": len(pieces[i])}
         else:
             for row, i in enumerate(idx):
                 logits[i] = out[row]

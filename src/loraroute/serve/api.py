@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraroute._version import __version__
-from loraroute.serve.batching import DeadlineExceeded, MicroBatcher, QueueFull
+from loraroute.serve.batching import DeadlineExceeded, MicroBatcher, QueueFull, lane_plan
 from loraroute.serve.config import ServeConfig
 from loraroute.serve.discovery import SERVE_TASKS, Discovery
 from loraroute.serve.guards import Guard, error_body, guarded_http_protocol
@@ -108,19 +108,25 @@ def _ms(start: float) -> int:
 
 
 def create_app(
-    classifier: UnifiedClassifier | None, discovery: Discovery | None = None, config: ServeConfig | None = None
+    classifier: UnifiedClassifier | None,
+    discovery: Discovery | None = None,
+    config: ServeConfig | None = None,
+    lanes: int | None = None,
 ) -> FastAPI:
+    """The app `serve` runs; ``lanes``: model threads side by side (default: a core each, up to one per task)."""
     config = config or ServeConfig()
     metrics = Metrics(ENDPOINTS)
     batcher = (
         MicroBatcher(
             classifier.infer,
-            config.micro_batch_texts,
-            config.micro_batch_wait_ms,
-            config.parallel_tasks,
-            config.chunk_chars,
-            config.max_queued_texts,
+            max_batch_texts=config.micro_batch_texts,
+            max_wait_ms=config.micro_batch_wait_ms,
+            parallel_tasks=config.parallel_tasks,
+            chunk_chars=config.chunk_chars,
+            max_queued_texts=config.max_queued_texts,
             observe=metrics.observe_call,
+            prepare=getattr(classifier, "prepare", None),
+            lanes=lanes or lane_plan(len(classifier.tasks))[0],
         )
         if classifier and classifier.tasks
         else None
@@ -436,21 +442,23 @@ def serve(config: ServeConfig) -> None:
 
     configure_logging(config.log_format)
 
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    # Side by side, lanes x intra-op threads must not exceed the cores: they would only fight
     found = discover(config.models_dir)
     print(found.table(), flush=True)
-    onnx_threads = config.threads or (1 if config.parallel_tasks else None)
+    lanes, per_model = lane_plan(len(found.chosen))
+    threads = config.threads or (per_model if config.parallel_tasks else None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     classifier = (
-        UnifiedClassifier.load(found.chosen, config.backend, config.thresholds(), threads=onnx_threads)
+        UnifiedClassifier.load(found.chosen, config.backend, config.thresholds(), threads=threads)
         if found.chosen
         else None
     )
     if classifier is None:
         log.warning("no models found in %s: every classify call will answer 503", config.models_dir)
-    app = create_app(classifier, found, config)
+    app = create_app(classifier, found, config, lanes=lanes)
     warning = exposure_warning(config)
     if warning:
         log.warning(warning)

@@ -29,9 +29,10 @@ class ServeConfig(Settings):
     micro_batch_texts: int = option(64, "Most texts the server puts in one model call across concurrent requests.")
     micro_batch_wait_ms: float = option(2.0, "How long a batch waits for more requests when others are queued.")
     parallel_tasks: bool = option(
-        False,
-        "Run the three tasks' models side by side, one ONNX Runtime thread each (unless --threads): lower "
-        "latency for one prompt, lower throughput under load (docs/benchmarks.md).",
+        True,
+        "Run the tasks' models side by side on a lane per usable core (up to one per task; the cores left over "
+        "become intra-op threads, unless --threads), work dealt to lanes by measured cost; --no-parallel-tasks "
+        "runs them one after another, each on every core (docs/benchmarks.md).",
     )
     intent_threshold: float | None = option(
         None, "Intent confidence under which an answer is flagged low_confidence (unset: upstream's 0.6)."

@@ -15,6 +15,7 @@ from typing import Any
 
 from loraroute.artifacts import ModelDir
 from loraroute.extras import missing_modules, require_extra
+from loraroute.inference.windows import share_encoders
 from loraroute.serve.config import BACKENDS
 from loraroute.tasks import served_tasks
 from loraroute.tasks.answers import AnswerOptions
@@ -66,6 +67,8 @@ class UnifiedClassifier:
         if unknown:
             raise ValueError(f"unknown serving task(s) {sorted(unknown)}; known: {', '.join(known)}")
         self.predictors = predictors
+        # One tokenization per text for every model with the same tokenizer (the embedded MiniLM's three share one).
+        self.encoder_count = share_encoders([p for p in predictors.values() if hasattr(p, "encoder")])
         self.answerers = {name: known[name] for name in predictors}
         self.thresholds: dict[str, float] = {}
         self.threshold_source: dict[str, str] = {}
@@ -81,6 +84,7 @@ class UnifiedClassifier:
                     self.thresholds[name], self.threshold_source[name] = float(value), source
                     break
         self.info = info or {task: {} for task in predictors}
+        self._tasks = [t for t in known if t in predictors]  # in the registry's order, looked up once
 
     @classmethod
     def load(
@@ -105,11 +109,17 @@ class UnifiedClassifier:
 
     @property
     def tasks(self) -> list[str]:
-        return [t for t in served_tasks() if t in self.predictors]
+        return list(self._tasks)
 
     def infer(self, texts: list[str], tasks: list[str]) -> dict[str, list[dict]]:
         """Option-free model answers per task, in text order (each request's options apply afterwards)."""
         return {task: self.answerers[task].serve_raw(self.predictors[task], texts) for task in tasks}
+
+    def prepare(self, texts: list[str]) -> None:
+        """Tokenize ``texts`` once for every shared encoder before the tasks run side by side (each would otherwise
+        find them missing and tokenize them again)."""
+        for encoder in {id(p.encoder): p.encoder for p in self.predictors.values() if hasattr(p, "encoder")}.values():
+            encoder.windows(texts)
 
     def threshold(self, task: str, options: AnswerOptions) -> float:
         return options.confidence_threshold if options.confidence_threshold is not None else self.thresholds[task]

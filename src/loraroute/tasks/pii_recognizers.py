@@ -155,12 +155,18 @@ def recognizer_entities(
     returns every match. Overlapping results are all returned: :func:`combine` resolves them."""
     engine, recognizers, enhancer = _engine()
     wanted = None if entity_types is None else set(entity_types)
-    artifacts = engine.process_text(text, "en")
+    digits = sum(c.isdigit() for c in text)
     raw = []
     for rec in recognizers:
         types = [t for t in rec.supported_entities if wanted is None or TYPE_MAP.get(t, t) in wanted]
+        if rec.name == "PhoneRecognizer" and digits < phone_min_digits(tuple(rec.supported_regions)):
+            continue  # phonenumbers' matcher, 8 regions over the whole text, was most of the recognizers' time
         if types:
-            raw += rec.analyze(text, entities=types, nlp_artifacts=artifacts) or []
+            # Presidio's recognizers here read only the text; the tokens are for the context step below.
+            raw += rec.analyze(text, entities=types, nlp_artifacts=None) or []
+    if not raw:
+        return []
+    artifacts = engine.process_text(text, "en")
     names = {rec.id: rec.name for rec in recognizers}
     out = []
     for r in enhancer.enhance_using_context(text, raw, artifacts, recognizers):
@@ -181,6 +187,32 @@ def recognizer_entities(
             )
     order = {rec.name: i for i, rec in enumerate(recognizers)}
     return sorted(out, key=lambda e: (e["start"], -e["confidence"], order.get(e["source"], len(order))))
+
+
+@functools.lru_cache(maxsize=4)
+def phone_min_digits(regions: tuple[str, ...]) -> int:
+    """The fewest digits a number PhoneRecognizer accepts can have: the shortest national number of its regions,
+    or a country code plus the shortest national number of any region (a number written with +). A text with fewer
+    digits cannot hold one, so the matcher is not run on it."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    def shortest(metadata) -> int:
+        lengths = [n for n in (metadata.general_desc.possible_length if metadata else ()) if n > 0]
+        return min(lengths, default=1)
+
+    national = min(shortest(PhoneMetadata.metadata_for_region(r)) for r in regions)
+    international = min(
+        [
+            len(str(phonenumbers.country_code_for_region(r))) + shortest(PhoneMetadata.metadata_for_region(r))
+            for r in phonenumbers.SUPPORTED_REGIONS
+        ]
+        + [
+            len(str(cc)) + shortest(PhoneMetadata.metadata_for_nongeo_region(cc))
+            for cc in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+        ]
+    )
+    return min(national, international)
 
 
 def _points_at_a_machine(value: str) -> bool:
