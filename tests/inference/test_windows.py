@@ -5,7 +5,14 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification
 
-from loraroute.inference.windows import TextEncoder, _stitch, batched_logits, share_encoders, window_stride
+from loraroute.inference.windows import (
+    TextEncoder,
+    _stitch,
+    batched_logits,
+    length_buckets,
+    share_encoders,
+    window_stride,
+)
 from loraroute.models.loading import load_tokenizer
 
 LONG = "Ann Lee wrote: " + " ".join(f"word{i} and more text, item {i}." for i in range(60)) + " Mail ann@x.io"
@@ -103,3 +110,16 @@ def test_predictors_share_an_encoder_only_when_tokenizer_and_max_length_match(ti
     assert share_encoders([bert_a, bert_b, bert_long, roberta]) == 3
     assert bert_a.encoder is bert_b.encoder
     assert bert_long.encoder is not bert_a.encoder and roberta.encoder is not bert_a.encoder
+
+
+def test_texts_are_cut_into_length_buckets_where_padding_costs_more_than_a_call():
+    # 16 texts of 10 tokens and 16 of 60: one batch would pad 16 x 50 tokens, far more than a second call costs
+    assert length_buckets([10] * 16 + [60] * 16, [1] * 32, 32) == [(0, 16), (16, 32)]
+    # close lengths stay together: a call costs more than the padding it would save
+    assert length_buckets([10, 11, 11, 12], [1] * 4, 32) == [(0, 4)]
+    # never more than batch_size texts, and every text in exactly one bucket, in order
+    cuts = length_buckets(list(range(5, 105)), [1] * 100, 32)
+    assert all(b - a <= 32 for a, b in cuts) and [a for a, _ in cuts[1:]] == [b for _, b in cuts[:-1]]
+    assert cuts[0][0] == 0 and cuts[-1][1] == 100
+    # a windowed text counts its rows: four 128-token windows outweigh five short texts
+    assert length_buckets([10] * 5 + [128], [1] * 5 + [4], 32) == [(0, 5), (5, 6)]
