@@ -121,6 +121,7 @@ def test_jailbreak_card_carries_every_hand_written_set(trained):
         "jailbreak_realistic",
         "jailbreak_blind",
         "jailbreak_families",
+        "jailbreak_families_blind",
     }
     card = ModelCard.load(trained["jailbreak"] / "README.md")
     assert card.data.datasets == ["cais/mmlu"] and "garak" in card.data.tags

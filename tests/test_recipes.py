@@ -127,3 +127,13 @@ def test_the_saved_training_config_reproduces_the_run(tiny_encoder, intent_file,
         **yaml.safe_load(saved.read_text()),
         "output_dir": str(second),
     }
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*_minilm.yaml")), ids=lambda p: p.name)
+def test_the_embedded_model_recipes_are_their_config_defaults(path):
+    """The MiniLM recipes say they hold the measured defaults; a default changed without its recipe is caught."""
+    settings = yaml.safe_load(path.read_text())
+    task = settings.pop("task")
+    cfg, default = get_task(task).config_class.from_yaml(path), get_task(task).config_class()
+    assert settings.pop("alpha") == cfg.lora_alpha == default.lora_alpha
+    assert {k: getattr(default, k) for k in settings} == settings

@@ -263,3 +263,27 @@ def test_pii_requests_component_is_switchable_and_deduplicated_against_both_eval
         seed=0, max_per_class=SMALL, components=tuple(c for c in jb.COMPONENTS if c != "pii_requests")
     )
     assert "generated_pii_request" not in {r["source"] for r in without}
+
+
+# --- the second families set (written after the first families set guided data choices; scored once) -------
+@pytest.fixture(scope="module")
+def families_blind():
+    return jb.load_eval_set("families_blind")
+
+
+def test_families_blind_set_has_the_issue_minimum_per_family_and_four_languages(families_blind):
+    groups = Counter(r["family"].split(":")[0] for r in families_blind)
+    assert groups["encoded_attack"] >= 60 and groups["benign_encoded"] >= 60 and groups["benign_persona"] >= 60
+    assert groups["multilingual_attack"] >= 40 and groups["multilingual_benign"] >= 40
+    for group in ("multilingual_attack", "multilingual_benign"):
+        assert len({r["family"] for r in families_blind if r["family"].startswith(group)}) >= 4
+    label_of = {"encoded_attack": "jailbreak", "multilingual_attack": "jailbreak"}
+    assert all(r["label"] == label_of.get(r["family"].split(":")[0], "benign") for r in families_blind)
+
+
+def test_families_blind_set_shares_no_item_with_the_other_hand_written_sets(families_blind):
+    texts = [r["text"] for r in families_blind]
+    assert len({word_key(t) for t in texts}) == len(texts)
+    others = [r["text"] for name in jb.EVAL_SETS if name != "families_blind" for r in jb.load_eval_set(name)]
+    others += [r["text"] for r in jb.load_calibration_set()]
+    assert find_leaks(others, texts) == [] and find_leaks(texts, others) == []

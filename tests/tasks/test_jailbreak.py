@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from loraroute.cli import main as cli_main
-from loraroute.data.jailbreak import DEFAULT_COMPONENTS, drop_eval_leaks, load_eval_set
+from loraroute.data.jailbreak import DEFAULT_COMPONENTS, EVAL_SETS, drop_eval_leaks, load_eval_set
 from loraroute.data.jailbreak_checks import held_out_rate, leave_one_source_out, shortcut_baselines
 from loraroute.data.jailbreak_hub import labelled_records, to_label
 from loraroute.data.sources import DataError
@@ -301,7 +301,8 @@ def test_training_writes_the_artifact_with_label_maps_threshold_and_report(train
     th = json.loads((out / "thresholds.json").read_text())
     assert 0.0 < th["threshold"] < 1.0 and th["target_fpr"] == 0.05 and th["calibration_fpr"] <= 0.05
     assert th["calibrated_on"] == "traffic calibration set" and th["calibration_benign"] >= 200
-    assert set(th["fpr"]) == set(th["recall"]) == {"validation", "test", "realistic", "blind", "families"}
+    assert set(th["fpr"]) == set(th["recall"]) == {"validation", "test", *EVAL_SETS}
+    assert list(EVAL_SETS) == ["realistic", "blind", "families", "families_blind"]
     report = json.loads((out / "eval_report.json").read_text())
     for key in (
         "roc_auc",
@@ -316,7 +317,7 @@ def test_training_writes_the_artifact_with_label_maps_threshold_and_report(train
         assert 0.0 <= report["test"][key] <= 1.0
     assert report["test"]["threshold"] == th["threshold"]
     assert report["test"]["roc_auc"] > 0.9  # separable vocabularies: a working training loop learns them
-    assert report["eval_sets"] == ["realistic", "blind", "families"]
+    assert report["eval_sets"] == ["realistic", "blind", "families", "families_blind"]
     for name in report["eval_sets"]:
         assert {"roc_auc", "recall", "benign_fpr", "hard_negative_fpr"} <= set(report[name])
         assert {"length_auc", "format_auc", "source_auc"} <= set(report["shortcut_baselines"][name])
@@ -325,7 +326,8 @@ def test_training_writes_the_artifact_with_label_maps_threshold_and_report(train
     for png in ("roc_curve.png", "pr_curve.png", "realistic_roc_curve.png", "blind_pr_curve.png"):
         assert (out / png).stat().st_size > 1000
     markdown = (out / "eval_report.md").read_text()
-    assert "| metric | test | realistic | blind | families |" in markdown and "## blind set by family" in markdown
+    assert "| metric | test | realistic | blind | families | families_blind |" in markdown
+    assert "## blind set by family" in markdown and "## families_blind set by family" in markdown
     assert "| encoded_attack:* | jailbreak | " in markdown
 
 
@@ -337,7 +339,7 @@ def test_the_written_report_renders_its_own_markdown_and_summary(trained):
     assert task.report_markdown(report) + "\n" == (out / "eval_report.md").read_text()
     summary = task.summary(report)
     assert summary.startswith(f"Test split ({report['split_sizes']['test']} examples):\n")
-    assert "| metric | test split | realistic set | blind set | families set |" in summary
+    assert "| metric | test split | realistic set | blind set | families set | families_blind set |" in summary
 
 
 @pytest.mark.slow
