@@ -124,6 +124,7 @@ def test_dynamic_writes_matmulinteger_keeps_classifier_and_embeddings_fp32_and_a
     assert_embeddings_stay_fp32(graph)
     record = int8_record(out / "model.int8.onnx")
     assert record["scheme"] == record["requested"] == "dynamic"
+    assert "block_size" not in record and "accuracy_level" not in record  # blockwise settings only
     assert record["probe_agreement"] == {}
     assert_logits_close(model_dir, out)
 
@@ -157,7 +158,7 @@ def test_auto_falls_back_to_the_fastest_blockwise_that_passes(exported, tmp_path
     model_dir, out = exported("dynamic")  # only its fp32 graph is used
     judged = []
 
-    def fake_probe_agreement(model_dir, fp32, int8):
+    def fake_judge(int8):
         judged.append(graph_label(int8))
         if judged[-1] in failing:
             return {"max_abs_diff": 0.3, "argmax_agreement": 0.9, "answer_agreement": 0.9}, [
@@ -165,7 +166,7 @@ def test_auto_falls_back_to_the_fastest_blockwise_that_passes(exported, tmp_path
             ]
         return {"max_abs_diff": 0.01, "argmax_agreement": 1.0, "answer_agreement": 1.0}, []
 
-    monkeypatch.setattr(quantize, "probe_agreement", fake_probe_agreement)
+    monkeypatch.setattr(quantize, "probe_judge", lambda model_dir, fp32: fake_judge)
     target = tmp_path / "model.int8.onnx"
     record = write_int8(model_dir, out / "model.onnx", target, Int8Settings(scheme="auto"))
     assert judged == ["dynamic", "blockwise/128", "blockwise/32"][: len(failing) + 1]  # fastest first
@@ -219,3 +220,19 @@ def test_a_token_classifier_matmul_stays_fp32_under_both_schemes(pii_artifact, t
         head = [n.op_type for n in graph.node if n.name in quantize.classifier_nodes(fp32)]
         assert head == ["MatMul"], (scheme, head)
         assert_embeddings_stay_fp32(graph)
+
+
+def test_the_probe_judge_runs_the_fp32_graph_once_for_every_candidate(exported, monkeypatch):
+    model_dir, out = exported("dynamic")
+    loaded = []
+    real_load = OnnxPredictor.load
+
+    def counting_load(*args, onnx_file=None, **kwargs):
+        loaded.append(Path(onnx_file).name)
+        return real_load(*args, onnx_file=onnx_file, **kwargs)
+
+    monkeypatch.setattr(OnnxPredictor, "load", counting_load)
+    judge = quantize.probe_judge(model_dir, out / "model.onnx")
+    first, second = judge(out / "model.int8.onnx"), judge(out / "model.int8.onnx")
+    assert first == second and first[1] == []
+    assert loaded == ["model.onnx", "model.int8.onnx", "model.int8.onnx"]

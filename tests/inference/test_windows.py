@@ -107,7 +107,9 @@ def test_predictors_share_an_encoder_only_when_tokenizer_and_max_length_match(ti
 
     bert_a, bert_b = Stub(tiny_encoder("bert"), 32), Stub(tiny_encoder("bert"), 32)
     bert_long, roberta = Stub(tiny_encoder("bert"), 64), Stub(tiny_bpe_encoder("roberta"), 32)
-    assert share_encoders([bert_a, bert_b, bert_long, roberta]) == 3
+    encoders = share_encoders([bert_a, bert_b, bert_long, roberta])
+    assert len(encoders) == 3
+    assert {id(p.encoder) for p in (bert_a, bert_b, bert_long, roberta)} == set(map(id, encoders))
     assert bert_a.encoder is bert_b.encoder
     assert bert_long.encoder is not bert_a.encoder and roberta.encoder is not bert_a.encoder
 

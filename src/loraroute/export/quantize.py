@@ -96,6 +96,7 @@ def write_int8(model_dir: Path, fp32: Path, target: Path, settings: Int8Settings
     import onnx
 
     tried: dict[str, dict] = {}
+    judge = probe_judge(model_dir, fp32)
     if settings.scheme == "auto":
         candidates = AUTO_CANDIDATES
     else:
@@ -106,7 +107,7 @@ def write_int8(model_dir: Path, fp32: Path, target: Path, settings: Int8Settings
         if settings.scheme != "auto":
             break
         onnx.save(model, str(target))
-        metrics, failures = probe_agreement(model_dir, fp32, target)
+        metrics, failures = judge(target)
         label = scheme if block_size is None else f"{scheme}/{block_size}"
         tried[label] = {**metrics, "passed": not failures}
         if not failures:
@@ -116,24 +117,35 @@ def write_int8(model_dir: Path, fp32: Path, target: Path, settings: Int8Settings
         else:
             log.info("int8 %s misses verify's tolerances (%s): trying the next scheme", label, "; ".join(failures))
     record = {**asdict(chosen), "requested": settings.scheme, "probe_agreement": tried}
+    if chosen.scheme == "dynamic":  # block size and accuracy level are MatMulNBits settings: dynamic has neither
+        del record["block_size"], record["accuracy_level"]
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(record)
     onnx.save(model, str(target))
     return record
 
 
-def probe_agreement(model_dir: Path, fp32: Path, int8: Path) -> tuple[dict, list[str]]:
-    """Agreement of the int8 graph with fp32 on verify's probes, and verify's verdict on it (pair c-d)."""
+def probe_judge(model_dir: Path, fp32: Path):
+    """``judge(int8_path) -> (agreement with fp32 on verify's probes, verify's failures for pair c-d)``; the fp32
+    graph runs once, on the first call, however many candidates are judged."""
     from loraroute.export.probes import probe_texts
     from loraroute.export.verify import compare, judge_pair
     from loraroute.inference import OnnxPredictor
 
     cpu = ["CPUExecutionProvider"]  # the choice is for CPU serving: the same on a machine with a GPU
-    reference = OnnxPredictor.load(model_dir, onnx_file=fp32, providers=cpu)
-    texts, _ = probe_texts(reference.task.name, reference.task.kind, reference.labels)
-    quantised = OnnxPredictor.load(model_dir, onnx_file=int8, providers=cpu)
-    metrics = compare(reference.task, reference.meta, texts, reference.logits(texts), quantised.logits(texts))
-    return metrics, judge_pair("c-d", metrics)
+    reference: dict = {}
+
+    def judge(int8: Path) -> tuple[dict, list[str]]:
+        if not reference:
+            fp32_model = OnnxPredictor.load(model_dir, onnx_file=fp32, providers=cpu)
+            texts, _ = probe_texts(fp32_model.task.name, fp32_model.task.kind, fp32_model.labels)
+            reference.update(model=fp32_model, texts=texts, logits=fp32_model.logits(texts))
+        model, texts = reference["model"], reference["texts"]
+        quantised = OnnxPredictor.load(model_dir, onnx_file=int8, providers=cpu)
+        metrics = compare(model.task, model.meta, texts, reference["logits"], quantised.logits(texts))
+        return metrics, judge_pair("c-d", metrics)
+
+    return judge
 
 
 def _quantized(scheme: str, fp32: Path, settings: Int8Settings):

@@ -68,7 +68,7 @@ class UnifiedClassifier:
             raise ValueError(f"unknown serving task(s) {sorted(unknown)}; known: {', '.join(known)}")
         self.predictors = predictors
         # One tokenization per text for every model with the same tokenizer (the embedded MiniLM's three share one).
-        self.encoder_count = share_encoders([p for p in predictors.values() if hasattr(p, "encoder")])
+        self.encoders = share_encoders([p for p in predictors.values() if hasattr(p, "encoder")])
         self.answerers = {name: known[name] for name in predictors}
         self.thresholds: dict[str, float] = {}
         self.threshold_source: dict[str, str] = {}
@@ -118,7 +118,7 @@ class UnifiedClassifier:
     def prepare(self, texts: list[str]) -> None:
         """Tokenize ``texts`` once for every shared encoder before the tasks run side by side (each would otherwise
         find them missing and tokenize them again)."""
-        for encoder in {id(p.encoder): p.encoder for p in self.predictors.values() if hasattr(p, "encoder")}.values():
+        for encoder in self.encoders:
             encoder.windows(texts)
 
     def threshold(self, task: str, options: AnswerOptions) -> float:
