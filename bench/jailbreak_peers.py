@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from loraroute.data.jailbreak import EVAL_SETS, load_eval_set
 from loraroute.metrics.binary import binary_report
 from loraroute.metrics.reports import markdown_table
-from loraroute.tasks.jailbreak_decode import decoded_views
+from loraroute.tasks.jailbreak_decode import best_readings, rescan_inputs
 
 
 def nanoguard_scorer():
@@ -46,14 +46,9 @@ def with_rescan(score):
     """``score`` applied to each text and its decoded views; the highest per text (loraroute's rescan verdict)."""
 
     def rescored(texts: list[str]) -> np.ndarray:
-        views = [[v.text for v in decoded_views(t)] for t in texts]
-        flat = score(list(texts) + [v for vs in views for v in vs])
-        out, k = flat[: len(texts)].copy(), len(texts)
-        for i, vs in enumerate(views):
-            if vs:
-                out[i] = max(out[i], flat[k : k + len(vs)].max())
-                k += len(vs)
-        return out
+        inputs, views = rescan_inputs(texts)
+        flat = score(inputs)
+        return flat[[row for row, _ in best_readings(flat, views)]]
 
     return rescored
 

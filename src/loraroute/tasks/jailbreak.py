@@ -38,7 +38,7 @@ from loraroute.metrics.classification import softmax
 from loraroute.metrics.reports import Report, markdown_table, roc_pr_figure
 from loraroute.tasks.answers import AnswerOptions, category_statistics
 from loraroute.tasks.base import ServedTask
-from loraroute.tasks.jailbreak_decode import DecodedView, decoded_views
+from loraroute.tasks.jailbreak_decode import DecodedView, best_readings, rescan_inputs
 from loraroute.tasks.sequence import SequenceClassificationTask
 
 POSITIVE = LABELS.index("jailbreak")
@@ -181,17 +181,10 @@ class JailbreakTask(SequenceClassificationTask, ServedTask):
     def read(self, predictor, texts: list[str], rescan: bool) -> tuple[np.ndarray, np.ndarray, list]:
         """(logits of each text as it is, logits of its highest-scoring reading, the view that reading came from or
         None), in one batched pass over the texts and all their decoded views."""
-        views = [decoded_views(t) if rescan else [] for t in texts]
-        logits = np.stack(predictor.logits(list(texts) + [v.text for vs in views for v in vs])[0]).astype(np.float64)
-        scores = softmax(logits)[:, predictor.label2id["jailbreak"]]
-        best, triggers, start = logits[: len(texts)].copy(), [], len(texts)
-        for i, vs in enumerate(views):
-            rows = [i, *range(start, start + len(vs))]
-            top = max(range(len(rows)), key=lambda j: scores[rows[j]])  # the first of equal scores: the text itself
-            best[i] = logits[rows[top]]
-            triggers.append(vs[top - 1] if top else None)
-            start += len(vs)
-        return logits[: len(texts)], best, triggers
+        inputs, views = rescan_inputs(texts, rescan)
+        logits = np.stack(predictor.logits(inputs)[0]).astype(np.float64)
+        picks = best_readings(softmax(logits)[:, predictor.label2id["jailbreak"]], views)
+        return logits[: len(texts)], logits[[row for row, _ in picks]], [view for _, view in picks]
 
     def jailbreak_scores(self, predictor, texts: list[str], rescan: bool | None = None) -> np.ndarray:
         """P(jailbreak) per text, as ``predict`` scores it (decoded readings included unless ``rescan=False``)."""

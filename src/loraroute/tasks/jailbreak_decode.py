@@ -351,3 +351,21 @@ def decoded_views(text: str, max_depth: int = MAX_DEPTH, max_views: int = MAX_VI
                 seen.add(view.text)
                 frontier.append((view.text, view))
     return views
+
+
+def rescan_inputs(texts: list[str], rescan: bool = True) -> tuple[list[str], list[list[DecodedView]]]:
+    """The inputs a detector scores in one batch, the texts and then every text's decoded views, and the views."""
+    views = [decoded_views(t) if rescan else [] for t in texts]
+    return [*texts, *(v.text for vs in views for v in vs)], views
+
+
+def best_readings(scores, views: list[list[DecodedView]]) -> list[tuple[int, DecodedView | None]]:
+    """Per text, the row of :func:`rescan_inputs` with the highest score and the view it came from (None for the
+    text itself, which wins ties): the rescan verdict is the most suspicious reading."""
+    picks, start = [], len(views)
+    for i, vs in enumerate(views):
+        rows = [i, *range(start, start + len(vs))]
+        top = max(range(len(rows)), key=lambda j: scores[rows[j]])  # the first of equal scores
+        picks.append((rows[top], vs[top - 1] if top else None))
+        start += len(vs)
+    return picks
