@@ -59,3 +59,21 @@ def test_both_generators_are_deterministic_per_seed(chat):
     assert chat_pii_records(300, seed=5) == chat
     assert chat_pii_records(50, seed=6) != chat[:50]
     assert lookalike_records(30, seed=1) == lookalike_records(30, seed=1)
+
+
+def test_roles_mac_addresses_and_other_languages_are_never_entities(monkeypatch):
+    """The plain slots ({role}, {mac}, {foreign}) fill words that are not PII: no span covers one."""
+    from loraroute.data import pii_chat
+
+    monkeypatch.setattr(pii_chat, "_ROLES", ("qqrole",))
+    monkeypatch.setattr(pii_chat, "_FOREIGN", ("qqforeign",))
+    records = chat_pii_records(400, seed=3)
+    plain = [rec for rec in records if re.search(r"qqrole|qqforeign|(?:[0-9a-f]{2}:){5}[0-9a-f]{2}", rec["text"])]
+    assert len(plain) > 10
+    for rec in plain:
+        for sp in rec["spans"]:
+            value = rec["text"][sp["start"] : sp["end"]]
+            assert "qq" not in value and not re.search(r"(?:[0-9a-f]{2}:){5}", value)
+    looks = lookalike_records(400, seed=3)
+    assert sum("qqrole" in r["text"] or "qqforeign" in r["text"] for r in looks) > 10
+    assert all(r["spans"] == [] for r in looks)

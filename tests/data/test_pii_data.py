@@ -310,7 +310,9 @@ def test_natural_set_ids_must_be_unique(tmp_path):
         load_natural_set(path=str(path))
 
 
-@pytest.mark.parametrize("part, at_least", [("test", (250, 80)), ("blind", (180, 70)), ("validation", (100, 40))])
+@pytest.mark.parametrize(
+    "part, at_least", [("test", (250, 80)), ("blind", (180, 70)), ("blind2", (180, 70)), ("validation", (220, 100))]
+)
 def test_shipped_natural_sets_have_the_promised_size_and_every_type(part, at_least):
     records = load_natural_set(part)
     with_pii = [r for r in records if r["spans"]]
@@ -319,7 +321,20 @@ def test_shipped_natural_sets_have_the_promised_size_and_every_type(part, at_lea
     assert all(r["source"] == f"pii_natural:{part}" for r in records)
     with pytest.raises(ValueError, match="unknown PII natural set"):
         load_natural_set("train")
-    assert set(NATURAL_SETS) == {"test", "blind", "validation"}
+    assert set(NATURAL_SETS) == {"test", "blind", "blind2", "validation"}
+
+
+def test_training_messages_are_valid_and_near_duplicate_no_natural_set_message():
+    from loraroute.data.leakage import find_leaks
+    from loraroute.data.pii_natural import training_messages
+
+    train = training_messages()
+    with_pii = [r for r in train if r["spans"]]
+    assert len(with_pii) >= 300 and len(train) - len(with_pii) >= 150
+    assert {sp["entity_type"] for r in train for sp in r["spans"]} == set(PRESIDIO_ENTITIES)
+    assert all(r["source"] == "pii_natural:train" for r in train)
+    evaluation = [r["text"] for part in NATURAL_SETS for r in load_natural_set(part)]
+    assert find_leaks([r["text"] for r in train], evaluation) == []
 
 
 def test_natural_sets_share_no_message():
@@ -351,6 +366,10 @@ def test_natural_sets_share_no_message():
         (
             "at 10 Downing St, London SW1A 2AA",
             [("STREET_ADDRESS", "10 Downing St"), ("GPE", "London"), ("ZIP_CODE", "SW1A 2AA")],
+        ),
+        (
+            "at Flat 6, 22 Merton Rise, London NW3 4QT",
+            [("STREET_ADDRESS", "Flat 6, 22 Merton Rise"), ("GPE", "London"), ("ZIP_CODE", "NW3 4QT")],
         ),
         ("at Linzer Strasse 69", [("STREET_ADDRESS", "Linzer Strasse 69")]),  # no separator: stays whole
         ("at 51167", [("ZIP_CODE", "51167")]),  # the generator's postcode-only address

@@ -54,6 +54,7 @@ def pii_artifact(tiny_encoder, tmp_path_factory):
             max_samples=None,
             chat_samples=0,
             lookalike_samples=0,
+            natural_repeats=0,
             epochs=3,
             batch_size=16,
             learning_rate=1e-2,

@@ -55,6 +55,7 @@ def train_tiny_pii(encoder: Path, out: Path, arch: str) -> Path:
             max_samples=120,
             chat_samples=0,
             lookalike_samples=0,
+            natural_repeats=0,
             epochs=1,
             batch_size=16,
             rank=4,

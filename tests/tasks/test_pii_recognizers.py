@@ -135,6 +135,26 @@ def test_model_entities_that_fail_presidios_checks_are_dropped():
     assert combine(model, recognizer_entities(text)) == []
 
 
+def test_a_one_word_value_the_model_ran_on_past_is_cut_at_whitespace_not_dropped():
+    """An IP or host name never holds whitespace: a model span that runs over the next word keeps the pieces that
+    pass the check, at the model's confidence; a span with no valid piece is still dropped."""
+    text = "web1.kestrel-dental.com ansible_host=10.0.4.21\n192.168.0.147   a4:cf:12:9b:3e:01\nsee localhost ok"
+    model = [
+        entity(text, "web1.kestrel-dental.com ansible_host=10.0.4.21", "DOMAIN_NAME", 0.9),
+        entity(text, "192.168.0.147   a4:cf:12:9b:3e:01", "IP_ADDRESS", 0.8),
+        entity(text, "localhost ok", "DOMAIN_NAME", 0.7),
+    ]
+    out = combine(model, [])
+    assert [(e["entity_type"], e["text"], e["confidence"]) for e in out] == [
+        ("DOMAIN_NAME", "web1.kestrel-dental.com", 0.9),
+        ("IP_ADDRESS", "192.168.0.147", 0.8),
+    ]
+    assert all(text[e["start"] : e["end"]] == e["text"] and e["source"] == "model" for e in out)
+    # a value of another type is never cut: a name over two words is one entity
+    name = entity("ask Ama Owusu", "Ama Owusu", "PERSON", 0.9)
+    assert [e["text"] for e in combine([name], [])] == ["Ama Owusu"]
+
+
 @pytest.mark.parametrize(
     "value, etype, ok",
     [

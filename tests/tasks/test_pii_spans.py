@@ -437,3 +437,33 @@ def test_merge_value_pieces_joins_a_street_and_its_unit_and_a_date_and_its_time_
         "July 13",
     ]
     assert all(text[e["start"] : e["end"]] == e["text"] and e["confidence"] == 0.6 for e in merged)
+
+
+def test_a_street_entity_that_runs_into_the_city_is_cut_into_the_conventions_parts():
+    from loraroute.tasks.pii_spans import split_address_parts
+
+    text = "Address: 77 Cortland St Unit 2, Somerville, MA 02143. Also Flat 6, 22 Merton Rise and 9 Elm St, Apt 4."
+
+    def ent(value, etype="STREET_ADDRESS"):
+        start = text.index(value)
+        return {"entity_type": etype, "start": start, "end": start + len(value), "text": value, "confidence": 0.7}
+
+    out = split_address_parts(
+        text,
+        [
+            ent("77 Cortland St Unit 2, Somerville"),
+            ent("MA", "GPE"),
+            ent("02143", "ZIP_CODE"),
+            ent("Flat 6, 22 Merton Rise"),
+            ent("9 Elm St, Apt 4"),
+        ],
+    )
+    assert [(e["entity_type"], e["text"]) for e in out] == [
+        ("STREET_ADDRESS", "77 Cortland St Unit 2"),
+        ("GPE", "Somerville"),
+        ("GPE", "MA"),
+        ("ZIP_CODE", "02143"),
+        ("STREET_ADDRESS", "Flat 6, 22 Merton Rise"),  # a unit first: the street line goes on
+        ("STREET_ADDRESS", "9 Elm St, Apt 4"),
+    ]
+    assert all(text[e["start"] : e["end"]] == e["text"] and e["confidence"] == 0.7 for e in out)

@@ -282,14 +282,17 @@ def generate_presidio_records(
 
 # The unit part of a street line: "Apt 12", "Suite 300", "#304", "Flat 3", Polish "m. 7".
 ADDRESS_UNIT = re.compile(r"(?i)(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|m)\b\.?|#)\s*\w")
+# A piece that is only a unit ("Flat 6", "Unit 5", "Apt. 12B"): the street line goes on in the next piece.
+_UNIT_ONLY = re.compile(r"(?i)(?:apt|apartment|suite|ste|unit|flat)\.?\s*[\w-]{1,5}|#\s*[\w-]{1,5}")
 _POSTCODE_AT_END = re.compile(r"(?:^|\s)(\d{4,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})$")
 
 
 def split_address_spans(rec: Record) -> Record:
     """The generator's whole-address STREET_ADDRESS spans in the annotation conventions' parts
-    (``eval_sets/README.md``): pieces between line breaks and commas; the first, and any apartment, suite or unit
-    piece after it, are the STREET_ADDRESS; a trailing postcode is a ZIP_CODE; the other pieces are GPE (city,
-    state, country). A span without separators stays whole. Returns a new record."""
+    (``eval_sets/README.md``): pieces between line breaks and commas; the first, any apartment, suite or unit
+    piece after it, and the piece after a first piece that is only a unit, are the STREET_ADDRESS; a trailing
+    postcode is a ZIP_CODE; the other pieces are GPE (city, state, country). A span without separators stays
+    whole. Returns a new record."""
     text, spans = rec["text"], []
     for sp in rec["spans"]:
         value = text[sp["start"] : sp["end"]]
@@ -309,7 +312,11 @@ def split_address_spans(rec: Record) -> Record:
             piece = text[s:e]
             if street is None and i == 0 and not piece.isdigit():
                 street = [s, e]
-            elif street is not None and street[1] == pieces[i - 1][1] and ADDRESS_UNIT.match(piece):
+            elif (
+                street is not None
+                and street[1] == pieces[i - 1][1]
+                and (ADDRESS_UNIT.match(piece) or _UNIT_ONLY.fullmatch(text[street[0] : street[1]]))
+            ):  # "12 Elm St, Apt 4" and "Flat 6, 22 Merton Rise" are one street line
                 street[1] = e
             else:
                 if street is not None:

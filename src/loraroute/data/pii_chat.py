@@ -44,6 +44,104 @@ _LOCALES = (
     "tr_TR",
 )
 
+# Faker locales whose city() draws real places (de_DE's Greiz, en_IN's Rohtak, zu_ZA's Sasolburg); en_US and en_GB
+# make up names ("East Douglasmouth"), so alone they taught the model that only invented towns locate a person.
+_CITY_LOCALES = (
+    "en_US",
+    "en_GB",
+    "de_DE",
+    "es_ES",
+    "pl_PL",
+    "en_IN",
+    "sv_SE",
+    "da_DK",
+    "fi_FI",
+    "zu_ZA",
+    "id_ID",
+    "cs_CZ",
+    "es_CO",
+    "es_AR",
+    "nl_BE",
+    "hu_HU",
+)
+
+# People, their relatives and their roles, without a name: never an entity ("my landlord", "ask your
+# pediatrician"); a title is annotated only next to a private person's name.
+_ROLES = (
+    "landlord",
+    "therapist",
+    "cardiologist",
+    "coworker",
+    "office manager",
+    "pediatrician",
+    "accountant",
+    "roommate",
+    "mom",
+    "dad",
+    "doc",
+    "nurse",
+    "freelancer",
+    "contractor",
+    "software engineer",
+    "teacher",
+    "manager",
+    "boss",
+    "plumber",
+    "dentist",
+    "lawyer",
+    "recruiter",
+    "tutor",
+    "physio",
+    "neighbour",
+    "case worker",
+    "GP",
+    "midwife",
+    "pharmacist",
+    "team lead",
+    "intern",
+    "HR rep",
+)
+
+# Everyday phrases in other languages, with nothing personal in them: people mix languages in chat, and a word
+# the model has never seen is not a name or a place.
+_FOREIGN = (
+    "buenos días, tengo una pregunta",
+    "¿me ayudas con esto?",
+    "gracias de antemano",
+    "no sé qué hacer",
+    "muito obrigado",
+    "tudo bem?",
+    "alguém pode ajudar?",
+    "vielen Dank im Voraus",
+    "kurze Frage",
+    "das funktioniert nicht",
+    "liebe Grüße",
+    "merci beaucoup",
+    "c'est urgent svp",
+    "je ne comprends pas",
+    "bonne journée",
+    "grazie mille",
+    "per favore",
+    "non funziona",
+    "alvast bedankt",
+    "hoi allemaal",
+    "met vriendelijke groet",
+    "teşekkürler",
+    "kolay gelsin",
+    "dziękuję bardzo",
+    "dzień dobry",
+    "asante sana",
+    "salamat po",
+    "tack så mycket",
+    "hej hej",
+    "kiitos paljon",
+    "mange tak",
+    "inshallah",
+    "yalla",
+    "namaste ji",
+    "arigatou",
+    "xièxie",
+)
 _NRP = (
     "Catholic",
     "Muslim",
@@ -265,6 +363,10 @@ _EVENTS = (
 )
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def _digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(string.digits) for _ in range(n))
 
@@ -276,7 +378,7 @@ class _Values:
         from faker import Faker
 
         self.rng = random.Random(seed)
-        self.fakers = {loc: Faker(loc) for loc in set(_LOCALES)}
+        self.fakers = {loc: Faker(loc) for loc in sorted(set(_LOCALES) | set(_CITY_LOCALES))}
         for i, f in enumerate(self.fakers.values()):
             f.seed_instance(seed * 100 + i)
         self.us = self.fakers["en_US"]
@@ -403,7 +505,13 @@ class _Values:
         )
 
     def city(self) -> str:
-        return self.fakers[self.rng.choice(["en_US", "en_US", "en_GB"])].city()
+        return self.fakers[self.rng.choice(_CITY_LOCALES)].city()
+
+    def first_name(self) -> str:
+        return self.faker().first_name()
+
+    def last_name(self) -> str:
+        return self.faker().last_name()
 
     def state(self) -> str:
         return self.rng.choice([self.us.state_abbr(), self.us.state()])
@@ -462,6 +570,14 @@ class _Values:
                 d.strftime("%a %-m/%-d") + f" at {pm}",
                 d.strftime("%Y-%m-%d") + f" {t}",
                 d.strftime("%A, %B %-d"),
+                d.strftime("%a ").lower() + f"{self.rng.randrange(1, 12)}{self.rng.choice(['pm', 'am'])}",
+                d.strftime("%A ").lower() + f"{self.rng.randrange(1, 12)}{self.rng.choice(['pm', 'am'])}",
+                d.strftime("%B %-d"),
+                d.strftime("%-d %B"),
+                d.strftime("%-d %b %Y"),
+                f"{_ordinal(d.day)} of {d.strftime('%B')}",
+                d.strftime("%-m/%-d") + f" at {pm}",
+                d.strftime("%A ") + f"{_ordinal(d.day)} {d.strftime('%B')}, {pm}",
             ]
         )
 
@@ -488,6 +604,8 @@ class _Values:
 _KIND: dict[str, Callable[[_Values], str]] = {
     "PERSON": _Values.person,
     "full": _Values.full_name,
+    "first": _Values.first_name,
+    "last": _Values.last_name,
     "EMAIL_ADDRESS": _Values.email,
     "PHONE_NUMBER": _Values.phone,
     "US_SSN": _Values.ssn,
@@ -509,7 +627,18 @@ _KIND: dict[str, Callable[[_Values], str]] = {
     "job": _Values.job,
     "NRP": lambda v: v.rng.choice(_NRP),
 }
-_SLOT_TYPE = {"full": "PERSON", "state": "GPE", "country": "GPE", "appointment": "DATE_TIME", "job": "TITLE"}
+# Slots filled with words that are never entities (a role without a name, a MAC address beside an IP).
+_PLAIN: dict[str, Callable[[_Values], str]] = {
+    "role": lambda v: v.rng.choice(_ROLES),
+    "mac": lambda v: ":".join(f"{v.rng.randrange(256):02x}" for _ in range(6)),
+    "foreign": lambda v: v.rng.choice(_FOREIGN),
+}
+_SLOT_TYPE = {
+    **dict.fromkeys(("first", "last", "full"), "PERSON"),
+    **dict.fromkeys(("state", "country"), "GPE"),
+    "appointment": "DATE_TIME",
+    "job": "TITLE",
+}
 
 CARRIERS: dict[str, list[str]] = {
     "name": [
@@ -519,6 +648,21 @@ CARRIERS: dict[str, list[str]] = {
         "Hi, {PERSON} here.",
         "my son {PERSON} is {AGE}",
         "I'm writing on behalf of {PERSON:full}",
+        "ask {PERSON:first} about it",
+        "tell {PERSON:first} I'll be late",
+        "Hi {PERSON:first},",
+        "thanks {PERSON:first}!",
+        "my colleague {PERSON:first} said so",
+        "@{PERSON:first} can you check",
+        "{PERSON:first} from accounting asked me",
+        "my sister {PERSON:first} is visiting",
+        "my husband {PERSON:first} and I",
+        "for my friend {PERSON:first}",
+        "hey {PERSON:first}",
+        "Dear {TITLE} {PERSON:last},",
+        "{PERSON:first} and {PERSON:first} are coming too",
+        "my boss {PERSON:full} wants it",
+        "my {role} {PERSON:first} recommended it",
     ],
     "email": [
         "my email is {EMAIL_ADDRESS}",
@@ -565,6 +709,13 @@ CARRIERS: dict[str, list[str]] = {
         "we just moved to {GPE}",
         "I'm from {GPE}",
         "my home town is {GPE}, {GPE:country}",
+        "{PERSON:first} lives in {GPE}",
+        "my flat in {GPE}",
+        "I'm a student in {GPE}",
+        "moving from {GPE} to {GPE} next month",
+        "my parents back in {GPE}",
+        "I work in {GPE}",
+        "we're in {GPE} now",
     ],
     "address": [
         "I live at {STREET_ADDRESS}, {GPE}, {GPE:state} {ZIP_CODE}",
@@ -581,6 +732,12 @@ CARRIERS: dict[str, list[str]] = {
         "host {DOMAIN_NAME} resolves to {IP_ADDRESS}",
         "requests from {IP_ADDRESS} get blocked",
         "my blog at {DOMAIN_NAME}",
+        "{DOMAIN_NAME} ansible_host={IP_ADDRESS}",
+        "DB_HOST={DOMAIN_NAME}",
+        'records = ["{IP_ADDRESS}"]',
+        "{IP_ADDRESS}   {mac}",
+        'name = "{DOMAIN_NAME}"',
+        "failed password from {IP_ADDRESS} port 22",
     ],
     "dob": [
         "my date of birth is {DATE_TIME}",
@@ -589,15 +746,38 @@ CARRIERS: dict[str, list[str]] = {
         "I have an appointment on {DATE_TIME:appointment}",
         "booked for {DATE_TIME:appointment}",
     ],
-    "age": ["I'm {AGE}", "I am {AGE} years old", "my mum is {AGE}", "patient, {AGE}, presents with a cough"],
+    "age": [
+        "I'm {AGE}",
+        "I am {AGE} years old",
+        "my mum is {AGE}",
+        "patient, {AGE}, presents with a cough",
+        "she's {AGE}",
+        "my nan is {AGE}",
+        "he turns {AGE} next month",
+        "{PERSON:first} ({AGE})",
+        "my {AGE}-year-old",
+        "aged {AGE}",
+        "I'm {AGE} and",
+    ],
     "nrp": ["as a {NRP}", "I'm {NRP}", "my family is {NRP}"],
-    "work": ["I work at {ORGANIZATION} as a {TITLE:job}", "I'm a {TITLE:job} at {ORGANIZATION}"],
+    "work": [
+        "I work at {ORGANIZATION} as a {role}",
+        "I'm a {role} at {ORGANIZATION}",
+        "I'm {PERSON:full}, {TITLE:job} at {ORGANIZATION}",
+        "{PERSON:first} is our {TITLE:job} at {ORGANIZATION}",
+        "my kid goes to {ORGANIZATION}",
+        "I bank with {ORGANIZATION}",
+    ],
     "signature": [
         "\n\nThanks,\n{PERSON:full}",
         "\n\nBest,\n{TITLE} {PERSON:full}\n{PHONE_NUMBER}",
         "\n\n-- \n{PERSON:full}\n{TITLE:job}, {ORGANIZATION}\n{EMAIL_ADDRESS}",
         "\n\nregards, {PERSON}",
         "\n\n{PERSON:full} | {TITLE:job} | {PHONE_NUMBER}",
+        "\n\n— {PERSON:full}, {TITLE:job}",
+        "\n\n{PERSON:first}\n{TITLE:job}\n{ORGANIZATION}",
+        "\n\nCheers,\n{PERSON:first}",
+        "\n\n{PERSON:first} x",
     ],
     "form": [
         "\n\nName: {PERSON:full}\nDOB: {DATE_TIME}\nPhone: {PHONE_NUMBER}\nEmail: {EMAIL_ADDRESS}",
@@ -693,6 +873,8 @@ LOOKALIKES: dict[str, list[str]] = {
         "uptime {n3} days",
         "cron: 0 {hour} * * 1-5",
     ],
+    "role": ["my {role} says it's fine", "ask your {role}", "the {role} told me", "as a {role}", "{role} here,"],
+    "foreign": ["{foreign}", "{foreign} :)", "{foreign}!"],
     "flight": ["flight {flight}", "gate B{n2}, seat {n2}C", "train {n4} at platform {n1}"],
 }
 
@@ -736,6 +918,8 @@ def _lookalike_values(rng: random.Random) -> dict[str, str]:
         "hour2": str(rng.randrange(1, 11)),
         "minute": rng.choice(["00", "15", "30", "45", "55"]),
         "flight": f"{rng.choice(['BA', 'LH', 'UA', 'AF', 'DL', 'KL'])}{rng.randrange(10, 9999)}",
+        "role": rng.choice(_ROLES),
+        "foreign": rng.choice(_FOREIGN),
         **{f"n{k}": d(k).lstrip("0") or "7" for k in range(1, 9)},
     }
 
@@ -746,6 +930,9 @@ def _fill(template: str, values: _Values) -> tuple[str, list[dict]]:
     for literal, etype, kind, _ in string.Formatter().parse(template):  # "{TITLE:job}": field TITLE, spec job
         text += literal
         if etype is None:
+            continue
+        if etype in _PLAIN:
+            text += _PLAIN[etype](values)
             continue
         value = _KIND[kind or etype](values).strip()
         spans.append({"entity_type": _SLOT_TYPE.get(kind, etype), "start": len(text), "end": len(text) + len(value)})

@@ -45,13 +45,27 @@ def parse_marked(marked: str, where: str = "text") -> tuple[str, list[dict]]:
     return plain, spans
 
 
-# The hand-written chat-message sets (eval_sets/README.md): "test" and "blind" are scored only, "validation" may
-# guide. "blind" was written after "test" had been scored once, for the changes made after that scoring.
+# The hand-written chat-message sets (eval_sets/README.md): "test", "blind" and "blind2" are scored only,
+# "validation" may guide. Each blind part was written after the parts before it had been scored, for the changes
+# made after that scoring.
 NATURAL_SETS = {
     "test": "eval_sets/pii_natural.jsonl",
     "blind": "eval_sets/pii_natural_blind.jsonl",
+    "blind2": "eval_sets/pii_natural_blind2.jsonl",
     "validation": "eval_sets/pii_natural_validation.jsonl",
 }
+
+
+# Hand-written chat messages for training, in the same markup: written for training by other writers than the
+# evaluation sets' (eval_sets/README.md), and checked for near-duplicates of every natural set (tests/data).
+TRAINING_MESSAGES = "pii_chat_messages.jsonl"
+
+
+def training_messages() -> list[Record]:
+    """The hand-written training messages (:data:`TRAINING_MESSAGES`) as records, ``source`` ``pii_natural:train``."""
+    from loraroute.data.sources import package_file
+
+    return load_natural_set("train", str(package_file(TRAINING_MESSAGES)))
 
 
 def load_natural_set(part: str = "test", path: str | None = None) -> list[Record]:

@@ -43,6 +43,8 @@ import logging
 import re
 from collections.abc import Iterable
 
+from loraroute.tasks.pii_spans import TRAILING_PUNCTUATION
+
 # An uncued recognizer result below this does not count (rule 1): Presidio's medium patterns score 0.5 (a dashed
 # 3-2-4 number, a bare host name) and match part numbers and file names; an IP address or a URL with a scheme
 # scores 0.6.
@@ -284,6 +286,28 @@ def passes_check(entity: dict) -> bool:
     return check is None or check(entity["text"])
 
 
+# Types whose values never hold whitespace: a model span of one that runs on over a space ("web1.shop.com
+# ansible_host=10.0.0.4", "192.168.0.147   a4:cf:12:9b:3e:01") is cut at the whitespace, not dropped whole.
+_ONE_WORD_TYPES = frozenset({"IP_ADDRESS", "DOMAIN_NAME"})
+
+
+def checked_pieces(entity: dict) -> list[dict]:
+    """``entity`` if it passes its check (rule 4); else, for a type whose values hold no whitespace, its
+    whitespace-separated pieces that pass (each at the entity's confidence); else nothing."""
+    if passes_check(entity):
+        return [entity]
+    if entity["entity_type"] not in _ONE_WORD_TYPES:
+        return []
+    pieces = []
+    for m in re.finditer(r"\S+", entity["text"]):
+        word = m.group().rstrip(TRAILING_PUNCTUATION)
+        piece = {**entity, "start": entity["start"] + m.start(), "end": entity["start"] + m.start() + len(word)}
+        piece["text"] = word
+        if word and passes_check(piece):
+            pieces.append(piece)
+    return pieces
+
+
 def _overlap(a: dict, b: dict) -> bool:
     return a["start"] < b["end"] and b["start"] < a["end"]
 
@@ -293,7 +317,7 @@ def combine(model: list[dict], found: list[dict]) -> list[dict]:
     ``entity_type, start, end, text, confidence``; results also ``decisive``) -> one sorted, non-overlapping list.
     Each answer names its origin in ``source``: ``model``, a recognizer, or ``model+<recognizer>`` when both
     agreed."""
-    model = [{**e, "source": "model"} for e in model if passes_check(e)]
+    model = [{**p, "source": "model"} for e in model for p in checked_pieces(e)]
     found = [r for r in found if passes_check(r)]
     kept: list[dict] = []
     # Decisive results first (rule 2), then everything by confidence (rule 3); a tie goes to the longer span,

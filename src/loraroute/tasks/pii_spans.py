@@ -264,6 +264,25 @@ def merge_value_pieces(text: str, entities: list[dict]) -> list[dict]:
     return out
 
 
+def split_address_parts(text: str, entities: list[dict]) -> list[dict]:
+    """STREET_ADDRESS entities that run over a comma or line break into the city, state or postcode cut into the
+    annotation conventions' parts, as the training labels are (:func:`loraroute.data.pii.split_address_spans`);
+    each part keeps the entity's confidence."""
+    from loraroute.data.pii import split_address_spans
+
+    out: list[dict] = []
+    for ent in entities:
+        if ent["entity_type"] != "STREET_ADDRESS" or not re.search(r"[,\n]", ent["text"]):
+            out.append(ent)
+            continue
+        whole = {"entity_type": "STREET_ADDRESS", "start": ent["start"], "end": ent["end"]}
+        out += [
+            {**ent, **part, "text": text[part["start"] : part["end"]]}
+            for part in split_address_spans({"text": text, "spans": [whole]})["spans"]
+        ]
+    return out
+
+
 # Presidio values (names, addresses, numbers, "Inc.", URLs ending in "/") never end in these; a model that carries
 # an entity over the comma after it ("Egyek," GPE) is trimmed back.
 TRAILING_PUNCTUATION = ",;:!?"
